@@ -1,0 +1,1 @@
+"""nurture: consent-first e-mail and SMS lead nurture for a clinic."""

@@ -1,0 +1,156 @@
+"""The `nurture` command. Wrong input exits 2 with a message that says what and where."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+from pydantic import ValidationError
+
+from nurture import migrations
+from nurture.logs import configure_logging
+from nurture.services import Services, build_services
+from nurture.settings import Settings, get_settings
+from nurture.yamlconf import ConfigError
+
+log = logging.getLogger("nurture")
+
+
+class UsageProblem(click.ClickException):
+    """A problem with the user's input or configuration: printed plainly, exit code 2."""
+
+    exit_code = 2
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as error:
+        lines = []
+        for item in error.errors(include_url=False):
+            name = (
+                "NURTURE_" + "_".join(str(p) for p in item["loc"]).upper()
+                if item["loc"]
+                else "settings"
+            )
+            lines.append(f"  {name}: {item['msg'].removeprefix('Value error, ')}")
+        raise UsageProblem("configuration error:\n" + "\n".join(lines)) from None
+
+
+def services_or_exit(settings: Settings) -> Services:
+    try:
+        return build_services(settings)
+    except ConfigError as error:
+        raise UsageProblem(f"configuration error:\n{error}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """nurture: consent-first e-mail and SMS lead nurture."""
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    settings = settings_or_exit()
+    configure_logging(settings.log_level)
+    migrations.upgrade(settings.resolved_database_url)
+    click.echo(f"database at revision {migrations.head_revision()}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def serve(host: str, port: int) -> None:
+    """Serve the web app (API, forms, webhooks, staff pages)."""
+    import uvicorn
+
+    from nurture.web import create_app
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_level)
+    services = services_or_exit(settings)
+    uvicorn.run(
+        create_app(services),
+        host=host,
+        port=port,
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        log_config=None,
+        access_log=False,
+    )
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 32))
+def run(host: str, port: int, concurrency: int) -> None:
+    """Run everything (web + worker + beat) in one command: the embedded setup."""
+    from nurture.supervisor import Child, supervise
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_level)
+    services_or_exit(settings).close()  # refuse to start on a broken config file
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    settings.secret()  # created once, before the children race to create it
+    migrations.upgrade(settings.resolved_database_url)
+    worker = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers",
+        "worker",
+        "--beat",
+        "--queues",
+        "dispatch,email,sms",
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        settings.log_level,
+        "--schedule",
+        str(settings.var_dir / "celerybeat-schedule"),
+    ]
+    if settings.embedded_broker:
+        # kombu's SQLAlchemy transport has no broadcast: gossip, mingle and heartbeats need it.
+        worker += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    web = [sys.executable, "-m", "nurture", "serve", "--host", host, "--port", str(port)]
+    outbox = (
+        settings.resolved_outbox_dir
+        if "outbox" in {settings.email_backend, settings.sms_backend}
+        else None
+    )
+    click.echo(f"nurture: sign-up form at http://{host}:{port}/consult")
+    if outbox is not None:
+        click.echo(f"nurture: messages are written to {outbox}/")
+    click.echo("nurture: Ctrl-C stops everything")
+    code = supervise([Child("worker", worker), Child("web", web)], env=dict(os.environ))
+    sys.exit(code)
+
+
+@cli.group()
+def sequences() -> None:
+    """Sequence definitions (config/sequences/*.yaml)."""
+
+
+@sequences.command("validate")
+def sequences_validate() -> None:
+    """Check every sequence file; exit 2 listing each problem with file and line."""
+    services = services_or_exit(settings_or_exit())
+    try:
+        steps = sum(len(s.steps) for s in services.catalog.by_key.values())
+        click.echo(f"ok: {len(services.catalog.by_key)} sequence(s), {steps} step(s)")
+    finally:
+        services.close()
+
+
+def main() -> None:
+    cli(prog_name="nurture")

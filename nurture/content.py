@@ -1,0 +1,87 @@
+"""What a message says: the render context for a lead, and rendering a template for it.
+
+Used by the worker when it sends, and by previews and simulations, so that what marketing sees
+is exactly what the lead will get.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nurture import tokens, windows
+from nurture.clinic import Clinic
+from nurture.models import Channel, Lead, Purpose
+from nurture.rendering import (
+    ClinicView,
+    LeadView,
+    Links,
+    RenderContext,
+    Renderer,
+    consult_view,
+)
+from nurture.template_store import TemplateStore
+
+
+@dataclass(frozen=True)
+class RenderedContent:
+    channel: Channel
+    template_version: int | None
+    subject: str | None  # e-mail only
+    text: str  # the SMS body, or the e-mail's text part
+    html: str | None  # e-mail only
+
+
+def clinic_view(clinic: Clinic) -> ClinicView:
+    return ClinicView(
+        name=clinic.name,
+        sms_program_name=clinic.sms_program_name,
+        phone=clinic.phone,
+        email=str(clinic.email),
+        address=clinic.address,
+        booking_url=str(clinic.booking_url),
+        website_url=str(clinic.website_url),
+        timezone=clinic.timezone,
+        sms_frequency=clinic.sms_frequency,
+    )
+
+
+def unsubscribe_url(public_url: str, secret: bytes, lead: Lead) -> str:
+    return f"{public_url}/u/{tokens.sign(secret, lead.id, Purpose.MARKETING)}"
+
+
+def context_for(
+    lead: Lead, *, clinic: Clinic, public_url: str, secret: bytes, purpose: Purpose
+) -> RenderContext:
+    zone = windows.lead_zone(lead.timezone, clinic.zone)
+    unsubscribe = unsubscribe_url(public_url, secret, lead)
+    return RenderContext(
+        lead=LeadView(
+            first_name=lead.first_name,
+            last_name=lead.last_name,
+            email=lead.email,
+            phone=lead.phone,
+            stage=lead.stage.value,
+            attributes=dict(lead.attributes or {}),
+        ),
+        clinic=clinic_view(clinic),
+        consult=consult_view(lead.consult_at, zone),
+        links=Links(unsubscribe=unsubscribe, preferences=unsubscribe, book=str(clinic.booking_url)),
+        marketing=purpose is Purpose.MARKETING,
+    )
+
+
+def render(
+    store: TemplateStore,
+    renderer: Renderer,
+    channel: Channel,
+    template_key: str,
+    context: RenderContext,
+) -> RenderedContent:
+    """Render the current version of a template; raises RenderError or TemplateNotFoundError."""
+    record = store.get(channel, template_key)
+    name = f"{channel.value}/{template_key}"
+    if channel is Channel.SMS:
+        body = renderer.render_sms(record.source, context, name=name)
+        return RenderedContent(channel, record.version, None, body, None)
+    email = renderer.render_email(record.source, store.email_layouts(), context, name=name)
+    return RenderedContent(channel, record.version, email.subject, email.text, email.html)

@@ -1,0 +1,322 @@
+"""Moving rows through the outbox: claim what is due, send one row through the gates, reap.
+
+The state machine (DESIGN.md §4) is enforced with conditional UPDATEs: a row moves only from
+the state the caller expects, so a task delivered twice, two beats, or a reaper racing a worker
+can never send one message twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from nurture import audit, clock, content, gates
+from nurture.models import Channel, Lead, Message, MessageStatus, Purpose
+from nurture.rendering import RenderError
+from nurture.services import Services
+from nurture.template_store import TemplateNotFoundError
+from nurture.transports import (
+    DeliveryOutcomeUnknownError,
+    OutgoingEmail,
+    OutgoingSms,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_BASE = timedelta(minutes=1)
+RETRY_CAP = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    channel: Channel
+
+
+def claim_due(session: Session, *, now: datetime, limit: int) -> list[Claimed]:
+    """Move up to ``limit`` due rows from ``scheduled`` to ``queued`` and return them.
+
+    On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets two dispatchers claim side by side without
+    ever taking the same row; SQLite serialises writers, so it needs no such clause. The caller
+    commits, then publishes one send task per row.
+    """
+    due = (
+        select(Message.id)
+        .where(Message.status == MessageStatus.SCHEDULED, Message.due_at <= now)
+        .order_by(Message.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = session.execute(
+        update(Message)
+        .where(Message.id.in_(due.scalar_subquery()))
+        .values(status=MessageStatus.QUEUED, status_at=now)
+        .returning(Message.id, Message.channel)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return [Claimed(id=row.id, channel=row.channel) for row in rows]
+
+
+def retry_delay(attempts: int, *, rng: random.Random | None = None) -> timedelta:
+    """Capped exponential backoff with jitter: 1, 2, 4 … minutes up to an hour, at random
+    between half and all of it (so retries after an outage do not arrive together)."""
+    ceiling: timedelta = min(RETRY_CAP, RETRY_BASE * 2 ** max(attempts - 1, 0))
+    fraction: float = 0.5 + 0.5 * (rng or random.SystemRandom()).random()
+    return ceiling * fraction
+
+
+def _settle(
+    session: Session,
+    message: Message,
+    status: MessageStatus,
+    *,
+    now: datetime,
+    reason: str | None = None,
+    code: str | None = None,
+    **values: Any,
+) -> None:
+    """Record the outcome of a send that this worker owns (its row is ``sending``).
+
+    ``unknown`` is accepted as a starting state too: the reaper may have given up on a slow
+    send, and a definite outcome is better than a guess.
+    """
+    session.execute(
+        update(Message)
+        .where(
+            Message.id == message.id,
+            Message.status.in_((MessageStatus.SENDING, MessageStatus.UNKNOWN)),
+        )
+        .values(status=status, status_at=now, last_error=reason, error_code=code, **values)
+        .execution_options(synchronize_session=False)
+    )
+    details: dict[str, Any] = {
+        "channel": message.channel.value,
+        "sequence": message.sequence_key,
+        "step": message.step_key,
+        "attempt": message.attempts,
+    }
+    if reason:
+        details["reason"] = reason
+    if code:
+        details["code"] = code
+    if "provider_id" in values:
+        details["provider_id"] = values["provider_id"]
+    audit.record(
+        session,
+        actor=audit.WORKER,
+        action=f"message.{status.value}",
+        lead_id=message.lead_id,
+        message_id=message.id,
+        details=details,
+    )
+    session.commit()
+    log.info(
+        "message %s %s",
+        message.id,
+        status.value,
+        extra={"message_id": message.id, "lead_id": str(message.lead_id), "status": status.value},
+    )
+
+
+def send_message(session: Session, message_id: int, services: Services) -> MessageStatus | None:
+    """Send one queued row at most once; return its new status, or None if it was not ours."""
+    now = clock.utcnow()
+    started = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
+        .values(status=MessageStatus.SENDING, status_at=now, attempts=Message.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if started.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        log.info("message %s is not queued any more; nothing to do", message_id)
+        return None
+    message = session.get_one(Message, message_id)
+    lead = session.get_one(Lead, message.lead_id)
+
+    verdict = gates.check(session, message, lead, now=now)
+    if isinstance(verdict, gates.Skip):
+        _settle(session, message, MessageStatus.SKIPPED, now=now, reason=verdict.reason)
+        return MessageStatus.SKIPPED
+    if isinstance(verdict, gates.Defer):
+        _settle(
+            session,
+            message,
+            MessageStatus.SCHEDULED,
+            now=now,
+            reason=verdict.reason,
+            due_at=verdict.until,
+            attempts=message.attempts - 1,
+        )
+        return MessageStatus.SCHEDULED
+
+    context = content.context_for(
+        lead,
+        clinic=services.clinic,
+        public_url=services.settings.public_url,
+        secret=services.secret,
+        purpose=message.purpose,
+    )
+    try:
+        rendered = content.render(
+            services.templates, services.renderer, message.channel, message.template_key, context
+        )
+    except (RenderError, TemplateNotFoundError) as error:
+        _settle(session, message, MessageStatus.FAILED, now=now, reason=str(error), code="template")
+        return MessageStatus.FAILED
+    message.subject = rendered.subject
+    message.body = rendered.text
+    message.template_version = rendered.template_version
+    # Commit `sending` before the provider sees anything: after a crash from here on the row
+    # is `sending`, which the reaper turns into `unknown`, never into a second text.
+    session.commit()
+
+    try:
+        if message.channel is Channel.EMAIL:
+            assert lead.email is not None
+            assert rendered.html is not None
+            headers = {}
+            if message.purpose is Purpose.MARKETING:
+                headers = {
+                    "List-Unsubscribe": f"<{context.links.unsubscribe}>",
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                }
+            provider_id = services.email.send(
+                OutgoingEmail(
+                    to=lead.email,
+                    subject=rendered.subject or "",
+                    text=rendered.text,
+                    html=rendered.html,
+                    reference=str(message.id),
+                    headers=headers,
+                )
+            )
+        else:
+            assert lead.phone is not None
+            provider_id = services.sms.send(
+                OutgoingSms(to=lead.phone, body=rendered.text, reference=str(message.id))
+            )
+    except TransientDeliveryError as error:
+        sent_at = clock.utcnow()
+        if message.attempts >= services.settings.max_attempts:
+            _settle(
+                session,
+                message,
+                MessageStatus.FAILED,
+                now=sent_at,
+                reason=f"gave up after {message.attempts} attempts: {error.reason}",
+                code=error.code,
+            )
+            return MessageStatus.FAILED
+        _settle(
+            session,
+            message,
+            MessageStatus.SCHEDULED,
+            now=sent_at,
+            reason=error.reason,
+            code=error.code,
+            due_at=sent_at + retry_delay(message.attempts),
+        )
+        return MessageStatus.SCHEDULED
+    except PermanentDeliveryError as error:
+        _settle(
+            session,
+            message,
+            MessageStatus.FAILED,
+            now=clock.utcnow(),
+            reason=error.reason,
+            code=error.code,
+        )
+        return MessageStatus.FAILED
+    except DeliveryOutcomeUnknownError as error:
+        _settle(
+            session,
+            message,
+            MessageStatus.UNKNOWN,
+            now=clock.utcnow(),
+            reason=error.reason,
+            code=error.code,
+        )
+        return MessageStatus.UNKNOWN
+    except Exception as error:
+        # We cannot tell whether it left: for a text, a guess of "not sent" risks a duplicate.
+        log.exception(
+            "message %s: unexpected error from the %s transport", message.id, message.channel.value
+        )
+        _settle(
+            session,
+            message,
+            MessageStatus.UNKNOWN,
+            now=clock.utcnow(),
+            reason=f"unexpected {type(error).__name__}; check before resending",
+            code="unexpected",
+        )
+        return MessageStatus.UNKNOWN
+    sent_at = clock.utcnow()
+    _settle(
+        session, message, MessageStatus.SENT, now=sent_at, provider_id=provider_id, sent_at=sent_at
+    )
+    return MessageStatus.SENT
+
+
+@dataclass(frozen=True)
+class Reaped:
+    requeued: list[Claimed]
+    marked_unknown: int
+
+
+def reap(
+    session: Session, *, now: datetime, stale_queued: timedelta, stale_sending: timedelta
+) -> Reaped:
+    """Recover rows whose worker or task vanished.
+
+    A row ``queued`` too long lost its task (a broker restart): it is handed back to be
+    published again; if the old task turns up after all, only one of them can move the row to
+    ``sending``. A row ``sending`` too long belongs to a worker that died mid-send: it may have
+    left, so it becomes ``unknown`` for ops to settle, never resent automatically.
+    """
+    requeued = session.execute(
+        update(Message)
+        .where(Message.status == MessageStatus.QUEUED, Message.status_at < now - stale_queued)
+        .values(status_at=now)
+        .returning(Message.id, Message.channel)
+        .execution_options(synchronize_session=False)
+    ).all()
+    stuck = session.execute(
+        update(Message)
+        .where(Message.status == MessageStatus.SENDING, Message.status_at < now - stale_sending)
+        .values(
+            status=MessageStatus.UNKNOWN,
+            status_at=now,
+            last_error="the worker stopped while sending; it may have gone out: settle it in ops",
+            error_code="stale-sending",
+        )
+        .returning(Message.id, Message.lead_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for row in stuck:
+        audit.record(
+            session,
+            actor=audit.WORKER,
+            action="message.unknown",
+            lead_id=row.lead_id,
+            message_id=row.id,
+            details={"reason": "stale sending"},
+        )
+    if requeued or stuck:
+        log.warning(
+            "reaper: %d queued rows re-enqueued, %d sending rows marked unknown",
+            len(requeued),
+            len(stuck),
+        )
+    return Reaped(
+        requeued=[Claimed(row.id, row.channel) for row in requeued], marked_unknown=len(stuck)
+    )

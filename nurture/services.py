@@ -1,0 +1,111 @@
+"""Everything a process needs, built once from the settings: database, config, transports.
+
+The web app, the CLI and the Celery worker each build one; tests build one against their own
+database and transports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from nurture.clinic import Clinic, Disclosures, load_clinic, load_disclosures
+from nurture.db import make_engine, make_sessionmaker
+from nurture.rendering import Renderer
+from nurture.sequences import Catalog, load_catalog
+from nurture.settings import Settings
+from nurture.template_store import FileTemplateStore, TemplateStore
+from nurture.transports import EmailTransport, SmsTransport
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    clinic: Clinic
+    disclosures: Disclosures
+    catalog: Catalog
+    templates: TemplateStore
+    renderer: Renderer = field(default_factory=Renderer)
+    email_override: EmailTransport | None = None
+    sms_override: SmsTransport | None = None
+
+    @cached_property
+    def secret(self) -> bytes:
+        return self.settings.secret()
+
+    @cached_property
+    def email(self) -> EmailTransport:
+        # Built on first use, so a prefork worker builds its own after the fork.
+        return self.email_override or build_email_transport(self.settings, self.clinic)
+
+    @cached_property
+    def sms(self) -> SmsTransport:
+        return self.sms_override or build_sms_transport(self.settings)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def sender_address(settings: Settings, clinic: Clinic) -> str:
+    return settings.email_from or f"{clinic.name} <{clinic.email}>"
+
+
+def build_email_transport(settings: Settings, clinic: Clinic) -> EmailTransport:
+    sender = sender_address(settings, clinic)
+    if settings.email_backend == "smtp":
+        from nurture.transports.smtp import SmtpTransport, parse_smtp_url
+
+        return SmtpTransport(
+            parse_smtp_url(settings.smtp_url.get_secret_value()),
+            sender=sender,
+            reply_to=str(clinic.email),
+            timeout=settings.smtp_timeout,
+        )
+    from nurture.transports.outbox import OutboxEmailTransport
+
+    return OutboxEmailTransport(
+        settings.resolved_outbox_dir, sender=sender, reply_to=str(clinic.email)
+    )
+
+
+def build_sms_transport(settings: Settings) -> SmsTransport:
+    if settings.sms_backend == "twilio":
+        from nurture.transports.twilio_sms import TwilioSmsTransport
+
+        return TwilioSmsTransport(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token.get_secret_value(),
+            api_url=settings.twilio_api_url,
+            from_number=settings.twilio_from or None,
+            messaging_service_sid=settings.twilio_messaging_service_sid or None,
+            status_callback=f"{settings.public_url}/webhooks/twilio/status",
+            validity_period=settings.sms_validity_period,
+            timeout=settings.twilio_timeout,
+        )
+    from nurture.transports.outbox import OutboxSmsTransport
+
+    return OutboxSmsTransport(
+        settings.resolved_outbox_dir, sender=settings.twilio_from or "+15005550006"
+    )
+
+
+def build_services(settings: Settings) -> Services:
+    """Load and cross-check configuration; raises ConfigError naming every problem."""
+    templates = FileTemplateStore(settings.templates_dir)
+    clinic = load_clinic(settings.config_dir)
+    catalog = load_catalog(settings.config_dir / "sequences", templates=templates.keys())
+    engine = make_engine(settings.resolved_database_url)
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        clinic=clinic,
+        disclosures=load_disclosures(settings.config_dir),
+        catalog=catalog,
+        templates=templates,
+    )

@@ -1,0 +1,155 @@
+"""Configuration from the environment (``NURTURE_*``), with defaults for the embedded setup.
+
+The defaults start the whole service on one machine with nothing installed: SQLite under
+``var/``, kombu's SQLAlchemy transport on SQLite as the broker, and messages written as files
+under ``var/outbox/``. Production sets the database, broker and transports explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from functools import cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Field ``x`` is read from ``NURTURE_X`` unless noted."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NURTURE_",
+        extra="ignore",
+        frozen=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    broker_url: str = ""
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = None
+    config_dir: Path = Path("config")
+    templates_dir: Path = Path("templates")
+
+    email_backend: Literal["outbox", "smtp"] = "outbox"
+    smtp_url: SecretStr = SecretStr("smtp://127.0.0.1:1025")
+    smtp_timeout: float = 20.0
+    email_from: str = ""
+
+    sms_backend: Literal["outbox", "twilio"] = "outbox"
+    twilio_account_sid: str = Field(
+        default="",
+        validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "NURTURE_TWILIO_ACCOUNT_SID"),
+    )
+    twilio_auth_token: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "NURTURE_TWILIO_AUTH_TOKEN"),
+    )
+    twilio_from: str = ""
+    twilio_messaging_service_sid: str = ""
+    twilio_api_url: str = DEFAULT_TWILIO_API_URL
+    twilio_timeout: float = 15.0
+    # Twilio drops a message still queued after this many seconds instead of delivering it late.
+    sms_validity_period: int = Field(default=3600, ge=1, le=36000)
+
+    outbox_dir: Path | None = None
+    api_key: SecretStr | None = None
+
+    dispatch_interval: float = Field(default=5.0, gt=0, le=3600)
+    dispatch_batch_size: int = Field(default=500, ge=1, le=10000)
+    # A claimed row still `queued` after this long lost its task (broker restart): enqueue again.
+    stale_queued_after: float = Field(default=300.0, gt=0)
+    # A row still `sending` after this long belongs to a crashed worker: `unknown`, for ops.
+    stale_sending_after: float = Field(default=600.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=50)
+
+    log_level: str = "INFO"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_absolute(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL such as https://nurture.example.org")
+        return value.rstrip("/")
+
+    @field_validator("twilio_api_url")
+    @classmethod
+    def _api_url_is_absolute(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _production_needs_credentials(self) -> Settings:
+        if self.sms_backend == "twilio":
+            missing = [
+                name
+                for name, value in (
+                    ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                    ("TWILIO_AUTH_TOKEN", self.twilio_auth_token.get_secret_value()),
+                )
+                if not value
+            ]
+            if not (self.twilio_from or self.twilio_messaging_service_sid):
+                missing.append("NURTURE_TWILIO_FROM or NURTURE_TWILIO_MESSAGING_SERVICE_SID")
+            if missing:
+                raise ValueError(f"NURTURE_SMS_BACKEND=twilio needs {', '.join(missing)}")
+        if self.public_url.startswith("https://") and self.secret_key is None:
+            raise ValueError(
+                "NURTURE_SECRET_KEY must be set when NURTURE_PUBLIC_URL is https "
+                "(unsubscribe links are signed with it and must outlive any one machine)"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'nurture.sqlite3'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.var_dir / 'broker.sqlite3'}"
+
+    @property
+    def resolved_outbox_dir(self) -> Path:
+        return self.outbox_dir or self.var_dir / "outbox"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.resolved_broker_url.startswith("sqla+")
+
+    def secret(self) -> bytes:
+        """The signing key: from the environment, else one kept in ``var/`` for this machine.
+
+        Every process of the embedded setup reads the same file, so links signed by the web
+        process verify in the worker and keep working across restarts.
+        """
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.var_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            candidate = path.with_name(f"secret_key.{os.getpid()}.tmp")
+            candidate.write_text(secrets.token_urlsafe(48))
+            candidate.chmod(0o600)
+            # link() fails if another process got there first: every process keeps one key.
+            with contextlib.suppress(FileExistsError):
+                os.link(candidate, path)
+            candidate.unlink()
+        return path.read_text().strip().encode()
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,88 @@
+"""Texts through the official Twilio SDK.
+
+``NURTURE_TWILIO_API_URL`` moves the API host (tests use a local stand-in); every message asks
+for status callbacks and carries a ValidityPeriod so that one stuck in Twilio's queue expires
+instead of arriving hours late.
+"""
+
+from __future__ import annotations
+
+import requests
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
+
+from nurture.transports import (
+    DeliveryOutcomeUnknownError,
+    OutgoingSms,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from nurture.transports.twilio_errors import ErrorClass, classify
+
+
+class TwilioSmsTransport:
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        api_url: str,
+        from_number: str | None,
+        messaging_service_sid: str | None,
+        status_callback: str,
+        validity_period: int,
+        timeout: float,
+    ) -> None:
+        self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+        # The SDK has no host setting; the api domain's base URL is the one place to move it.
+        self.client.api.base_url = api_url
+        self.from_number = from_number
+        self.messaging_service_sid = messaging_service_sid
+        self.status_callback = status_callback
+        self.validity_period = validity_period
+
+    def send(self, sms: OutgoingSms) -> str:
+        sender: dict[str, str] = (
+            {"messaging_service_sid": self.messaging_service_sid}
+            if self.messaging_service_sid
+            else {"from_": self.from_number or ""}
+        )
+        try:
+            message = self.client.messages.create(
+                to=sms.to,
+                body=sms.body,
+                status_callback=self.status_callback,
+                validity_period=self.validity_period,
+                **sender,
+            )
+        except TwilioRestException as error:
+            raise _twilio_error(error) from None
+        except requests.RequestException as error:
+            if _never_connected(error):
+                # No connection was made, so Twilio cannot have the message.
+                raise TransientDeliveryError(f"Twilio unreachable: {error}", code="io") from None
+            # The request went out and no answer came back: it may have been accepted.
+            raise DeliveryOutcomeUnknownError(
+                f"no answer from Twilio ({type(error).__name__}); check before resending",
+                code="timeout",
+            ) from None
+        return str(message.sid)
+
+
+def _never_connected(error: requests.RequestException) -> bool:
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    cause = error.args[0] if error.args else None
+    reason = getattr(cause, "reason", cause)  # requests wraps urllib3's MaxRetryError
+    return isinstance(reason, NewConnectionError)
+
+
+def _twilio_error(error: TwilioRestException) -> Exception:
+    code = error.code if isinstance(error.code, int) else None
+    reason = f"Twilio {error.status} {code or ''}: {error.msg}".replace("  ", " ")
+    label = str(code) if code is not None else f"http-{error.status}"
+    if classify(code, error.status) is ErrorClass.RETRY:
+        return TransientDeliveryError(reason, code=label)
+    return PermanentDeliveryError(reason, code=label)

@@ -1,0 +1,46 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from nurture.migrations import current_revision, head_revision
+from nurture.web.deps import ServicesDep
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up and answering."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(services: ServicesDep) -> JSONResponse:
+    """Ready to take traffic: the database answers and its schema is current."""
+    checks: dict[str, Any] = {}
+    try:
+        with services.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = {"ok": True}
+        current, head = current_revision(services.engine), head_revision()
+        checks["migrations"] = {"ok": current == head, "current": current, "head": head}
+    except SQLAlchemyError as error:
+        checks["database"] = {"ok": False, "error": type(error).__name__}
+    ready = all(check["ok"] for check in checks.values()) and "migrations" in checks
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics")
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,79 @@
+"""Public pages: the hosted consult sign-up form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from nurture.leads import InvalidSignupError, parse_signup, submit_signup
+from nurture.models import ConsentSource
+from nurture.web.api import CHECKBOXES, signup_from_form
+from nurture.web.deps import ServicesDep, evidence_from
+from nurture.web.pages import pages
+
+router = APIRouter()
+
+
+def _form_page(
+    request: Request,
+    services: ServicesDep,
+    *,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return pages.TemplateResponse(
+        request,
+        "consult.html",
+        {
+            "clinic": services.clinic,
+            "disclosures": services.disclosures,
+            "values": values or {},
+            "errors": errors or {},
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/consult", response_class=HTMLResponse)
+def consult_form(request: Request, services: ServicesDep) -> HTMLResponse:
+    return _form_page(request, services)
+
+
+@router.post("/consult", response_class=HTMLResponse)
+async def consult_submit(request: Request, services: ServicesDep) -> Response:
+    data = signup_from_form(await request.form())
+    # The disclosure recorded is the one this server showed, not whatever the browser sent.
+    ticked = [name for name in CHECKBOXES if data.get("consent", {}).get(name)]
+    data.pop("consent_text", None)
+    data.pop("consent_version", None)
+    if ticked:
+        data["consent_text"] = services.disclosures.text_for(ticked)
+        data["consent_version"] = services.disclosures.version
+    values = {**data, **data.get("consent", {})}
+    try:
+        signup = parse_signup(data)
+    except InvalidSignupError as error:
+        errors: dict[str, str] = {}
+        for problem in error.problems:
+            errors.setdefault(problem.field.removeprefix("consent."), problem.message)
+        return _form_page(request, services, values=values, errors=errors, status_code=422)
+    evidence = evidence_from(request, page_url=str(request.url), source=ConsentSource.WEB_FORM)
+    await run_in_threadpool(
+        submit_signup,
+        services.sessions,
+        signup,
+        evidence,
+        catalog=services.catalog,
+        clinic_zone=services.clinic.zone,
+    )
+    # Post/redirect/get: a reload of the thank-you page never submits twice.
+    return RedirectResponse("/consult/thanks", status_code=303)
+
+
+@router.get("/consult/thanks", response_class=HTMLResponse)
+def consult_thanks(request: Request, services: ServicesDep) -> HTMLResponse:
+    return pages.TemplateResponse(request, "thanks.html", {"clinic": services.clinic})

@@ -1,0 +1,185 @@
+"""Shared fixtures: real PostgreSQL and SQLite databases built by the migrations, settings and
+services pointed at them, and helpers to read what the outbox transport wrote.
+
+Services the suite needs (PostgreSQL, Redis) make a test fail loudly when they are missing;
+nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+# The developer's own configuration must not leak into tests: each test states what it uses.
+for _name in list(os.environ):
+    if (_name.startswith("NURTURE_") and not _name.startswith("NURTURE_TEST_")) or _name.startswith(
+        "TWILIO_"
+    ):
+        del os.environ[_name]
+
+from nurture import migrations  # noqa: E402
+from nurture.services import Services, build_services  # noqa: E402
+from nurture.settings import Settings  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get(
+    "NURTURE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("NURTURE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_SECRET = "test-secret-key-0123456789abcdef"
+_counter = itertools.count()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Settings are cached per process; tests build their own and must never see a stale one.
+    from nurture.settings import get_settings
+
+    get_settings.cache_clear()
+
+
+class PostgresDatabases:
+    """Creates databases by cloning one migrated template (fast, and the schema is the
+    migrations', never create_all's)."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = make_url(admin_url)
+        self.template = f"nurture_tpl_{os.getpid()}"
+        self.engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        self.created: list[str] = []
+
+    def url_for(self, name: str) -> str:
+        return self.admin_url.set(database=name).render_as_string(hide_password=False)
+
+    def check(self) -> None:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except OperationalError as error:
+            pytest.fail(
+                f"PostgreSQL is not answering at {self.admin_url.render_as_string()}: "
+                f"{error.orig}\nStart it (pg_ctlcluster --skip-systemctl-redirect "
+                "$(ls /etc/postgresql) main start) or set NURTURE_TEST_DATABASE_URL.",
+                pytrace=False,
+            )
+
+    def build_template(self) -> None:
+        self.check()
+        with self.engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{self.template}"'))
+        migrations.upgrade(self.url_for(self.template))
+
+    def create(self) -> str:
+        name = f"nurture_t_{os.getpid()}_{next(_counter)}"
+        with self.engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"'))
+        self.created.append(name)
+        return self.url_for(name)
+
+    def drop(self, url: str) -> None:
+        name = make_url(url).database
+        with self.engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if name in self.created:
+            self.created.remove(name)
+
+    def close(self) -> None:
+        for url in [self.url_for(name) for name in self.created]:
+            self.drop(url)
+        with self.engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)'))
+        self.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases(PG_ADMIN_URL)
+    databases.build_template()
+    yield databases
+    databases.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
+    migrations.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresDatabases) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test."""
+    url = postgres.create()
+    yield url
+    postgres.drop(url)
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A fresh, migrated SQLite database for this test."""
+    path = tmp_path / "nurture.sqlite3"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The database layer is tested on both backends: PostgreSQL in production, SQLite embedded."""
+    url: str = request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url")
+    return url
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(database_url: str, tmp_path: Path) -> SettingsFactory:
+    def factory(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "var_dir": tmp_path / "var",
+            "config_dir": REPO / "config",
+            "templates_dir": REPO / "templates",
+            "public_url": "https://nurture.test",
+            "secret_key": TEST_SECRET,
+            "api_key": "test-api-key",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return factory
+
+
+@pytest.fixture
+def settings(make_settings: SettingsFactory) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    built = build_services(settings)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def outbox(settings: Settings) -> Path:
+    return settings.resolved_outbox_dir
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Any]:
+    from tests.support.smtp_server import SmtpServer
+
+    server = SmtpServer().start()
+    yield server
+    server.stop()

@@ -1,0 +1,199 @@
+"""The HTTP surface: sign-ups (JSON and form), lead status, health. In-process ASGI client."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from nurture.models import ConsentEvent, Lead, Message, Purpose
+from nurture.services import Services
+from nurture.web import create_app
+from tests.support.factories import signup_data
+
+API_KEY = {"Authorization": "Bearer test-api-key"}
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    with TestClient(create_app(services), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def count(services: Services, table: type[object]) -> int:
+    with services.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def test_json_signup_creates_a_lead(client: TestClient, services: Services) -> None:
+    response = client.post("/api/v1/signups", json=signup_data())
+    assert response.status_code == 201
+    lead_id = uuid.UUID(response.json()["lead_id"])
+    assert response.json()["created"] is True
+    again = client.post("/api/v1/signups", json=signup_data(first_name="Ana"))
+    assert again.status_code == 201
+    assert again.json() == {"lead_id": str(lead_id), "created": False}
+    assert count(services, Lead) == 1
+
+
+def test_form_encoded_signup_is_accepted_by_the_api(client: TestClient, services: Services) -> None:
+    response = client.post(
+        "/api/v1/signups",
+        data={
+            "first_name": "Bo",
+            "email": "bo@example.com",
+            "phone": "2085550111",
+            "sms_care": "on",
+            "consent_text": "I agree",
+            "page_url": "https://clinic.example/a",
+            "utm_source": "newsletter",
+        },
+    )
+    assert response.status_code == 201, response.text
+    with services.sessions() as session:
+        lead = session.get_one(Lead, uuid.UUID(response.json()["lead_id"]))
+        assert lead.phone == "+12085550111"
+        event = session.scalars(
+            select(ConsentEvent).where(
+                ConsentEvent.lead_id == lead.id, ConsentEvent.channel == "sms"
+            )
+        ).one()
+        assert event.purpose is Purpose.CARE
+        assert event.evidence["page_url"] == "https://clinic.example/a"
+
+
+def test_bad_input_is_422_naming_each_field_and_stores_nothing(
+    client: TestClient, services: Services
+) -> None:
+    response = client.post(
+        "/api/v1/signups", json=signup_data(email="nope", phone="12", first_name="")
+    )
+    assert response.status_code == 422
+    fields = {error["field"] for error in response.json()["errors"]}
+    assert {"email", "phone", "first_name"} <= fields
+    assert "nothing was stored" in response.json()["detail"]
+    assert count(services, Lead) == 0
+    assert count(services, Message) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "fragment"),
+    [
+        (b"{not json", "application/json", 422, "not valid JSON"),
+        (b"[1, 2]", "application/json", 422, "JSON object"),
+        (b"\xff\xfe", "application/json", 422, "not valid JSON"),
+        (b"<xml/>", "application/xml", 415, "application/json"),
+    ],
+)
+def test_malformed_bodies_get_a_clear_error(
+    client: TestClient, body: bytes, content_type: str, status: int, fragment: str
+) -> None:
+    response = client.post("/api/v1/signups", content=body, headers={"content-type": content_type})
+    assert response.status_code == status
+    assert fragment in response.text
+
+
+def test_lead_status_needs_the_api_key(client: TestClient) -> None:
+    lead_id = client.post("/api/v1/signups", json=signup_data()).json()["lead_id"]
+    assert client.get(f"/api/v1/leads/{lead_id}").status_code == 401
+    assert (
+        client.get(
+            f"/api/v1/leads/{lead_id}", headers={"Authorization": "Bearer wrong"}
+        ).status_code
+        == 401
+    )
+    response = client.get(f"/api/v1/leads/{lead_id}", headers=API_KEY)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == lead_id
+    assert body["stage"] == "signed_up"
+    assert body["timezone"] == "America/Boise"
+    assert body["consent"] == {
+        "email": {"care": True, "marketing": True},
+        "sms": {"care": True, "marketing": True},
+    }
+    assert [(m["step"], m["status"]) for m in body["messages"]] == [
+        ("optin-confirmation", "scheduled"),
+        ("welcome", "scheduled"),
+        ("follow-up", "scheduled"),
+    ]
+    assert set(body["messages"][0]) >= {
+        "id",
+        "sequence",
+        "step",
+        "channel",
+        "status",
+        "due_at",
+        "sent_at",
+        "reason",
+    }
+    assert "email" not in body and "phone" not in body  # minimum necessary
+
+
+def test_unknown_and_malformed_lead_ids(client: TestClient) -> None:
+    assert client.get(f"/api/v1/leads/{uuid.uuid4()}", headers=API_KEY).status_code == 404
+    response = client.get("/api/v1/leads/not-a-uuid", headers=API_KEY)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "lead_id"
+
+
+def test_consult_form_has_unticked_consent_boxes_and_the_disclosures(
+    client: TestClient, services: Services
+) -> None:
+    page = client.get("/consult")
+    assert page.status_code == 200
+    for name in ("email_marketing", "sms_marketing", "sms_care"):
+        assert f'name="{name}" value="on">' in page.text  # present and not checked
+        assert " ".join(getattr(services.disclosures, name).split())[:60] in " ".join(
+            page.text.split()
+        )
+    assert "Consent is not a condition of any purchase" in page.text
+    assert "988" in page.text
+
+
+def test_consult_form_records_the_disclosure_the_server_showed(
+    client: TestClient, services: Services
+) -> None:
+    response = client.post(
+        "/consult",
+        data={
+            "first_name": "Cy",
+            "phone": "(208) 555-0177",
+            "sms_marketing": "on",
+            "consent_text": "forged text",
+        },
+        headers={"user-agent": "Browser/1.0"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/consult/thanks"
+    with services.sessions() as session:
+        event = session.scalars(select(ConsentEvent)).one()
+    assert event.evidence["disclosure_text"] == services.disclosures.sms_marketing
+    assert event.evidence["disclosure_version"] == services.disclosures.version
+    assert event.evidence["user_agent"] == "Browser/1.0"
+    assert event.evidence["page_url"].endswith("/consult")
+    assert event.source.value == "web_form"
+
+
+def test_consult_form_errors_are_shown_next_to_the_fields(
+    client: TestClient, services: Services
+) -> None:
+    response = client.post("/consult", data={"first_name": "Cy", "sms_care": "on", "email": "x@"})
+    assert response.status_code == 422
+    assert "phone number is needed to receive texts" in response.text
+    assert "Not a valid e-mail address" in response.text
+    assert 'value="Cy"' in response.text
+    assert 'name="sms_care" value="on" checked' in response.text
+    assert count(services, Lead) == 0
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["migrations"]["ok"] is True
+    assert client.get("/metrics").status_code == 200

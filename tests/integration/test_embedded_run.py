@@ -1,0 +1,89 @@
+"""`nurture run` on the embedded default: SQLite, the SQLAlchemy broker, files in the outbox.
+
+This is what a newcomer gets from `make run`: one command, no servers, and a sign-up on the
+hosted form turns into files under var/outbox/ within seconds. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import httpx2 as httpx
+
+from tests.integration.conftest import app_env
+from tests.support import outbox_files
+from tests.support.processes import Process, free_port, python_argv, wait_until
+
+
+def test_nurture_run_delivers_a_form_signup_to_the_outbox(tmp_path: Path, log_dir: Path) -> None:
+    port = free_port()
+    var = tmp_path / "var"
+    env = app_env(NURTURE_VAR_DIR=str(var), NURTURE_DISPATCH_INTERVAL="1")
+    run = Process(
+        "run",
+        python_argv("-m", "nurture", "run", "--port", str(port)),
+        env=env,
+        log_dir=log_dir,
+        new_session=True,
+    )
+    try:
+        run.wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+        run.wait_for_output(r"ready\.", timeout=60)
+        assert (var / "nurture.sqlite3").is_file()
+        assert (var / "broker.sqlite3").is_file()
+
+        form = httpx.get(f"http://127.0.0.1:{port}/consult", timeout=5)
+        assert form.status_code == 200 and "sms_marketing" in form.text
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/consult",
+            data={
+                "first_name": "Eli",
+                "email": "eli@example.com",
+                "phone": "208-555-0166",
+                "sms_marketing": "on",
+                "email_marketing": "on",
+            },
+            timeout=10,
+        )
+        assert response.status_code == 303, response.text
+
+        outbox = var / "outbox"
+
+        def delivered() -> bool:
+            return len(outbox_files.texts(outbox)) == 1 and len(outbox_files.emails(outbox)) == 1
+
+        wait_until(delivered, timeout=30, what="one SMS and one e-mail in var/outbox/")
+        [sms] = outbox_files.texts(outbox)
+        [mail] = outbox_files.emails(outbox)
+        assert sms.to == "+12085550166"
+        assert "STOP to opt out" in sms.body
+        assert mail["To"] == "eli@example.com"
+        assert mail["Subject"] == "We received your consultation request, Eli"
+    finally:
+        # Ctrl-C in a terminal signals the whole process group.
+        if run.popen.poll() is None:
+            os.killpg(run.popen.pid, signal.SIGINT)
+        code = run.stop(sig=signal.SIGINT, timeout=40)
+    assert code == 0, run.output()[-3000:]
+    leftovers = [
+        (
+            p.name,
+            (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(),
+            (p / "stat").read_text().split()[2],
+        )
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and _in_group(p, run.popen.pid)
+    ]
+    # A zombie has already exited; it only waits for PID 1 to collect its exit status.
+    leftovers = [entry for entry in leftovers if entry[2] != "Z"]
+    assert leftovers == [], f"processes of `nurture run` survived Ctrl-C: {leftovers}"
+
+
+def _in_group(proc: Path, group: int) -> bool:
+    try:
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return int(fields[2]) == group  # pgrp

@@ -1,0 +1,154 @@
+"""The production path end to end, every part real: a sign-up posted over HTTP to `nurture serve`
+becomes one e-mail at an SMTP server and one text at the Twilio stand-in (through the official
+SDK), sent by a real Celery worker and beat on Redis, with the rows ending `sent`."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import httpx2 as httpx
+from sqlalchemy import select
+
+from nurture.db import make_engine, make_sessionmaker
+from nurture.models import Message, MessageStatus
+from tests.integration.conftest import app_env
+from tests.support.processes import Process, free_port, python_argv, wait_until
+from tests.support.smtp_server import SmtpServer
+from tests.support.twilio_standin import TwilioStandIn
+
+DISPATCH_INTERVAL = 0.5
+
+
+def test_signup_is_delivered_once_by_email_and_sms(
+    pg_url: str,
+    redis_url: str,
+    smtp_server: SmtpServer,
+    twilio: TwilioStandIn,
+    log_dir: Path,
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    public_url = f"http://127.0.0.1:{port}"
+    env = app_env(
+        NURTURE_DATABASE_URL=pg_url,
+        NURTURE_BROKER_URL=redis_url,
+        NURTURE_PUBLIC_URL=public_url,
+        NURTURE_VAR_DIR=str(tmp_path / "var"),
+        NURTURE_EMAIL_BACKEND="smtp",
+        NURTURE_SMTP_URL=smtp_server.url,
+        NURTURE_EMAIL_FROM="Clinic Care <care@clinic.example>",
+        NURTURE_SMS_BACKEND="twilio",
+        TWILIO_ACCOUNT_SID=twilio.account_sid,
+        TWILIO_AUTH_TOKEN=twilio.auth_token,
+        NURTURE_TWILIO_FROM="+12085550100",
+        NURTURE_TWILIO_API_URL=twilio.url,
+        NURTURE_DISPATCH_INTERVAL=str(DISPATCH_INTERVAL),
+    )
+    web = Process(
+        "web", python_argv("-m", "nurture", "serve", "--port", str(port)), env=env, log_dir=log_dir
+    )
+    worker = Process(
+        "worker",
+        python_argv(
+            "-m",
+            "celery",
+            "-A",
+            "workers",
+            "worker",
+            "--beat",
+            "--queues",
+            "dispatch,email,sms",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+        ),
+        env=env,
+        log_dir=log_dir,
+    )
+    engine = make_engine(pg_url)
+    try:
+        web.wait_for_http(f"{public_url}/healthz")
+        worker.wait_for_output(r"ready\.")
+
+        response = httpx.post(
+            f"{public_url}/api/v1/signups",
+            json={
+                "first_name": "Dana",
+                "last_name": "Lee",
+                "email": "Dana.Lee@Example.com",
+                "phone": "(208) 555-0142",
+                "timezone": "America/Boise",
+                "consent": {"email_marketing": True, "sms_marketing": True, "sms_care": True},
+                "consent_text": "I agree to texts and e-mail.",
+                "source": {"page_url": "https://clinic.example/"},
+            },
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+        lead_id = uuid.UUID(response.json()["lead_id"])
+
+        [mail] = smtp_server.wait_for(1, timeout=30)
+        [text] = twilio.wait_for(1, timeout=30)
+
+        sessions = make_sessionmaker(engine)
+
+        def rows_settled() -> bool:
+            with sessions() as session:
+                statuses = session.scalars(
+                    select(Message.status).where(
+                        Message.lead_id == lead_id, Message.step_key != "follow-up"
+                    )
+                ).all()
+            return sorted(statuses) == [MessageStatus.SENT, MessageStatus.SENT]
+
+        wait_until(rows_settled, timeout=15, what="both rows to be sent")
+        # Several more beat ticks: nothing is sent a second time.
+        time.sleep(DISPATCH_INTERVAL * 6)
+        assert len(smtp_server.received) == 1
+        assert len(twilio.messages) == 1
+
+        # The e-mail: to the normalised address, care purpose (welcome), right headers and body.
+        assert mail.rcpt_tos == ["dana.lee@example.com"]
+        message = mail.message
+        assert message["Subject"] == "We received your consultation request, Dana"
+        assert message["From"] == "Clinic Care <care@clinic.example>"
+        assert message["Message-ID"]
+        assert "List-Unsubscribe" not in message  # care mail is not marketing
+        text_part = message.get_body(preferencelist=("plain",))
+        html_part = message.get_body(preferencelist=("html",))
+        assert text_part is not None and html_part is not None
+        assert "Hi Dana," in text_part.get_content()
+        assert "988" in text_part.get_content()
+        assert "<strong>What happens next</strong>" in html_part.get_content()
+
+        # The text: through the official SDK, from our number, with a status callback and validity.
+        assert text.to == "+12085550142"
+        assert text.from_ == "+12085550100"
+        assert text.status_callback == f"{public_url}/webhooks/twilio/status"
+        assert text.validity_period == 3600
+        assert text.body.startswith("KI Idaho: ")
+        assert "Msg & data rates may apply" in text.body and "STOP to opt out" in text.body
+        assert "ketamine" not in text.body.lower()
+
+        with sessions() as session:
+            rows = {
+                m.step_key: m
+                for m in session.scalars(select(Message).where(Message.lead_id == lead_id))
+            }
+        assert rows["optin-confirmation"].provider_id == text.sid
+        assert rows["welcome"].provider_id == message["Message-ID"]
+        assert rows["follow-up"].status is MessageStatus.SCHEDULED
+
+        # The worker's log never shows the phone number or the e-mail address.
+        worker_log = worker.output() + web.output()
+        assert "555-0142" not in worker_log and "+12085550142" not in worker_log
+        assert "dana.lee@example.com" not in worker_log.lower()
+    finally:
+        web.stop()
+        worker.stop()
+        engine.dispose()

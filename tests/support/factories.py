@@ -1,0 +1,64 @@
+"""Building test data through the real intake path (no hand-made rows that skip validation)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nurture import clock, dispatch
+from nurture.leads import RequestEvidence, parse_signup, submit_signup
+from nurture.models import ConsentSource, Message
+from nurture.services import Services
+
+EVIDENCE = RequestEvidence(
+    ip="203.0.113.7",
+    user_agent="pytest",
+    page_url="https://clinic.example/consult",
+    source=ConsentSource.API,
+)
+
+
+def signup_data(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "first_name": "Ana",
+        "last_name": "Rivera",
+        "email": "ana.rivera@example.com",
+        "phone": "+12085550123",
+        "timezone": "America/Boise",
+        "consent": {"email_marketing": True, "sms_marketing": True, "sms_care": True},
+        "consent_text": "I agree to texts and e-mail from the clinic.",
+        "consent_version": "test-1",
+    }
+    data.update(overrides)
+    return data
+
+
+def sign_up(services: Services, **overrides: Any) -> uuid.UUID:
+    result = submit_signup(
+        services.sessions,
+        parse_signup(signup_data(**overrides)),
+        EVIDENCE,
+        catalog=services.catalog,
+        clinic_zone=services.clinic.zone,
+    )
+    return result.lead_id
+
+
+def messages_of(session: Session, lead_id: uuid.UUID) -> list[Message]:
+    return list(
+        session.scalars(select(Message).where(Message.lead_id == lead_id).order_by(Message.id))
+    )
+
+
+def claim_and_send_all(services: Services) -> list[dispatch.Claimed]:
+    """What beat + worker do, in-process: claim everything due now and send each row."""
+    with services.sessions() as session:
+        claimed = dispatch.claim_due(session, now=clock.utcnow(), limit=1000)
+        session.commit()
+    for row in claimed:
+        with services.sessions() as session:
+            dispatch.send_message(session, row.id, services)
+    return claimed

@@ -1,0 +1,180 @@
+"""Rendering in the sandbox: what marketing writes cannot run code or leave silent gaps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from nurture.rendering import (
+    ClinicView,
+    ConsultView,
+    EmailLayouts,
+    LeadView,
+    Links,
+    RenderContext,
+    Renderer,
+    RenderError,
+    describe_local_time,
+)
+from tests.conftest import REPO
+
+CLINIC = ClinicView(
+    name="Test Clinic",
+    sms_program_name="TClinic",
+    phone="(208) 555-0100",
+    email="care@clinic.test",
+    address="1 Main St, Idaho Falls, ID 83402",
+    booking_url="https://clinic.test/book",
+    website_url="https://clinic.test",
+    timezone="America/Boise",
+    sms_frequency="up to 4 msgs/week",
+)
+
+
+def context(*, first_name: str = "Ana", marketing: bool = True) -> RenderContext:
+    return RenderContext(
+        lead=LeadView(
+            first_name=first_name,
+            last_name="Rivera",
+            email="a@example.com",
+            phone="+12085550123",
+            stage="signed_up",
+        ),
+        clinic=CLINIC,
+        consult=ConsultView(at=None, when=None),
+        links=Links(
+            unsubscribe="https://n.test/u/TOKEN",
+            preferences="https://n.test/u/TOKEN",
+            book="https://clinic.test/book",
+        ),
+        marketing=marketing,
+    )
+
+
+LAYOUTS = EmailLayouts(
+    html=(REPO / "templates/layouts/email.html.j2").read_text(),
+    text=(REPO / "templates/layouts/email.txt.j2").read_text(),
+)
+
+
+def test_sms_renders_the_context() -> None:
+    body = Renderer().render_sms("Hi {{ lead.first_name }}, {{ clinic.name }}", context(), name="t")
+    assert body == "Hi Ana, Test Clinic"
+
+
+def test_a_misspelt_variable_is_an_error_not_a_gap() -> None:
+    with pytest.raises(RenderError, match=r"undefined variable.*frist_name"):
+        Renderer().render_sms("Hi {{ lead.frist_name }}", context(), name="sms/t")
+
+
+def test_syntax_errors_name_the_line() -> None:
+    with pytest.raises(RenderError, match=r"sms/t: line 2: "):
+        Renderer().render_sms("ok\n{% if %}", context(), name="sms/t")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{{ lead.__class__ }}",
+        "{{ lead.__class__.__mro__[1].__subclasses__() }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__.os }}",
+        "{{ lead.first_name.__class__.__base__ }}",
+        "{% set x = lead.attributes.update({'a': 1}) %}{{ x }}",
+        "{{ lead.first_name.format.__globals__ }}",
+        "{{ self.__init__.__globals__ }}",
+    ],
+)
+def test_templates_cannot_reach_python_internals(payload: str) -> None:
+    with pytest.raises(RenderError):
+        Renderer().render_sms(payload, context(), name="t")
+
+
+def test_an_exception_inside_a_template_becomes_a_render_error() -> None:
+    with pytest.raises(RenderError, match="ZeroDivisionError"):
+        Renderer().render_sms("{{ 1 / 0 }}", context(), name="t")
+
+
+def test_email_html_escapes_what_the_lead_typed() -> None:
+    source = "---\nsubject: Hi {{ lead.first_name }}\n---\nHello **{{ lead.first_name }}**"
+    email = Renderer().render_email(
+        source, LAYOUTS, context(first_name="<script>x</script>"), name="e"
+    )
+    assert "<script>x</script>" not in email.html
+    assert "&lt;script&gt;" in email.html
+    assert email.subject == "Hi <script>x</script>"  # a header is text, not HTML
+    assert "<strong>" in email.html
+
+
+def test_email_marketing_footer_has_unsubscribe_address_and_988() -> None:
+    source = "---\nsubject: Hello\n---\nBody"
+    marketing = Renderer().render_email(source, LAYOUTS, context(marketing=True), name="e")
+    care = Renderer().render_email(source, LAYOUTS, context(marketing=False), name="e")
+    for part in (marketing.html, marketing.text):
+        assert "https://n.test/u/TOKEN" in part
+        assert "1 Main St, Idaho Falls, ID 83402" in part
+        assert "988" in part
+    assert "https://n.test/u/TOKEN" not in care.html + care.text
+    assert "988" in care.html and "988" in care.text
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        ("no front matter", "start with front matter"),
+        ("---\nsubject: x\n", "not closed"),
+        ("---\npreheader: x\n---\nbody", "non-empty subject"),
+        ("---\nsubject: x\nfrom: y\n---\nbody", "unknown front matter"),
+        ("---\nsubject: [\n---\nbody", "not valid YAML"),
+        ("---\nsubject: '{{ \"\" }}'\n---\nbody", "subject renders empty"),
+    ],
+)
+def test_email_front_matter_problems_are_named(source: str, fragment: str) -> None:
+    with pytest.raises(RenderError, match=fragment):
+        Renderer().render_email(source, LAYOUTS, context(), name="email/x")
+
+
+def test_email_body_errors_report_the_file_line() -> None:
+    source = "---\nsubject: x\n---\nline four\n{{ lead.nope }}\n{% endif %}"
+    with pytest.raises(RenderError, match=r"line 6"):
+        Renderer().render_email(source, LAYOUTS, context(), name="email/x")
+
+
+def test_compiled_templates_are_cached() -> None:
+    renderer = Renderer()
+    renderer.render_sms("{{ lead.first_name }}", context(), name="t")
+    cache = renderer._text._templates
+    before = len(cache)
+    renderer.render_sms("{{ lead.first_name }}", context(first_name="Bo"), name="t")
+    assert len(cache) == before == 1
+
+
+@pytest.mark.parametrize(
+    ("instant", "zone", "expected"),
+    [
+        (datetime(2026, 3, 3, 21, 30, tzinfo=UTC), "America/Boise", "Tue, Mar 3 at 2:30 PM MST"),
+        (datetime(2026, 7, 3, 16, 5, tzinfo=UTC), "America/Boise", "Fri, Jul 3 at 10:05 AM MDT"),
+        (
+            datetime(2026, 7, 3, 16, 5, tzinfo=UTC),
+            "America/Los_Angeles",
+            "Fri, Jul 3 at 9:05 AM PDT",
+        ),
+        (datetime(2026, 1, 1, 5, 0, tzinfo=UTC), "America/New_York", "Thu, Jan 1 at 12:00 AM EST"),
+        (datetime(2026, 1, 1, 22, 0, tzinfo=UTC), "Pacific/Honolulu", "Thu, Jan 1 at 12:00 PM HST"),
+    ],
+)
+def test_local_time_is_described_in_the_leads_zone(
+    instant: datetime, zone: str, expected: str
+) -> None:
+    assert describe_local_time(instant, ZoneInfo(zone)) == expected
+
+
+def test_every_shipped_template_renders() -> None:
+    renderer = Renderer()
+    for path in sorted((REPO / "templates/sms").glob("*.txt.j2")):
+        assert renderer.render_sms(path.read_text(), context(), name=path.name)
+    for path in sorted((REPO / "templates/email").glob("*.md.j2")):
+        email = renderer.render_email(path.read_text(), LAYOUTS, context(), name=path.name)
+        assert email.subject and "Ana" in email.text

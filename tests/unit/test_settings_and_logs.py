@@ -1,0 +1,74 @@
+"""Settings refuse unsafe production values; logs never show a phone number or e-mail."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from pydantic import ValidationError
+
+from nurture.logs import MaskingFilter, mask
+from nurture.settings import Settings
+
+
+def test_defaults_are_the_embedded_setup() -> None:
+    settings = Settings()
+    assert settings.resolved_database_url.startswith("sqlite:///")
+    assert settings.resolved_broker_url.startswith("sqla+sqlite:///")
+    assert settings.email_backend == "outbox" and settings.sms_backend == "outbox"
+    assert settings.embedded_broker
+
+
+def test_twilio_backend_needs_credentials() -> None:
+    with pytest.raises(ValidationError, match="TWILIO_ACCOUNT_SID"):
+        Settings(sms_backend="twilio")
+
+
+def test_https_public_url_needs_a_secret_key() -> None:
+    with pytest.raises(ValidationError, match="NURTURE_SECRET_KEY"):
+        Settings(public_url="https://nurture.example.org")
+
+
+def test_public_url_must_be_absolute() -> None:
+    with pytest.raises(ValidationError, match="absolute"):
+        Settings(public_url="nurture.example.org")
+
+
+def test_the_secret_is_created_once_and_kept(tmp_path: object) -> None:
+    from pathlib import Path
+
+    settings = Settings(var_dir=Path(str(tmp_path)))
+    first = settings.secret()
+    assert len(first) > 40
+    assert Settings(var_dir=Path(str(tmp_path))).secret() == first
+    assert (Path(str(tmp_path)) / "secret_key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "hidden"),
+    [
+        ("sent to +12085550123 ok", "+12085550123"),
+        ("call (208) 555-0123 now", "555-0123"),
+        ("mail ana.rivera@example.com failed", "ana.rivera"),
+    ],
+)
+def test_contact_details_are_masked(raw: str, hidden: str) -> None:
+    assert hidden not in mask(raw)
+
+
+def test_ids_and_counts_are_not_mistaken_for_phones() -> None:
+    assert mask("message 12345 took 250 ms") == "message 12345 took 250 ms"
+
+
+def test_the_filter_masks_arguments_and_tracebacks() -> None:
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "to %s", ("+12085550123",), None)
+    MaskingFilter().filter(record)
+    assert "+12085550123" not in record.getMessage()
+    try:
+        raise ValueError("bad number +12085550123")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
+    MaskingFilter().filter(record)
+    assert record.exc_text is not None and "+12085550123" not in record.exc_text

@@ -1,0 +1,91 @@
+"""Celery tasks: a few lines each, opening a session and calling one domain function."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import cache
+
+from celery import Task
+from sqlalchemy import text
+
+from nurture import clock, dispatch
+from nurture.db import session_scope
+from nurture.dispatch import Claimed
+from nurture.logs import configure_logging
+from nurture.services import Services, build_services
+from nurture.settings import get_settings
+from workers.app import app
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def services() -> Services:
+    """Built on first use in each worker process (after the prefork fork, never before)."""
+    configure_logging(get_settings().log_level)
+    return build_services(get_settings())
+
+
+def publish_sends(claimed: list[Claimed]) -> None:
+    """Publish one send task per row through a single producer connection."""
+    if not claimed:
+        return
+    tasks: dict[str, Task[[int], None]] = {"email": send_email, "sms": send_sms}
+    with app.producer_or_acquire() as producer:
+        for row in claimed:
+            tasks[row.channel.value].apply_async((row.id,), producer=producer)
+
+
+@app.task(name="nurture.dispatch_due")
+def dispatch_due() -> int:
+    runtime = services()
+    total = 0
+    while True:  # drain everything due now, one committed batch at a time
+        with session_scope(runtime.sessions) as session:
+            claimed = dispatch.claim_due(
+                session, now=clock.utcnow(), limit=runtime.settings.dispatch_batch_size
+            )
+        publish_sends(claimed)
+        total += len(claimed)
+        if len(claimed) < runtime.settings.dispatch_batch_size:
+            return total
+
+
+@app.task(name="nurture.send_email")
+def send_email(message_id: int) -> None:
+    with services().sessions() as session:
+        dispatch.send_message(session, message_id, services())
+
+
+@app.task(name="nurture.send_sms")
+def send_sms(message_id: int) -> None:
+    with services().sessions() as session:
+        dispatch.send_message(session, message_id, services())
+
+
+@app.task(name="nurture.reap_stale")
+def reap_stale() -> None:
+    settings = services().settings
+    with session_scope(services().sessions) as session:
+        reaped = dispatch.reap(
+            session,
+            now=clock.utcnow(),
+            stale_queued=timedelta(seconds=settings.stale_queued_after),
+            stale_sending=timedelta(seconds=settings.stale_sending_after),
+        )
+    publish_sends(reaped.requeued)
+
+
+@app.task(name="nurture.purge_broker")
+def purge_broker() -> None:
+    """Delete consumed messages: kombu's SQLAlchemy transport keeps them, so the file grows."""
+    from sqlalchemy import create_engine
+
+    url = get_settings().resolved_broker_url.removeprefix("sqla+")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM kombu_message WHERE visible = 0"))
+    finally:
+        engine.dispose()
