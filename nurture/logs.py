@@ -11,7 +11,11 @@ import re
 import sys
 
 EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-PHONE = re.compile(r"\+?\d[\d\-\s().]{7,}\d")
+# E.164 (+12085550123) or North American dialling ((208) 555-0123, 208.555.0123, 1-208-555-0123);
+# never digits inside a longer number or a decimal (ids, timings).
+PHONE = re.compile(
+    r"(?<![\w.+])(?:\+\d{8,15}|(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4})(?![\w]|\.\d)"
+)
 
 
 def mask_email(text: str) -> str:
@@ -19,13 +23,7 @@ def mask_email(text: str) -> str:
 
 
 def mask_phone(text: str) -> str:
-    def _mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        if len(digits) < 9:  # not a phone number (an id, a count)
-            return match.group(0)
-        return f"***{digits[-2:]}"
-
-    return PHONE.sub(_mask, text)
+    return PHONE.sub(lambda match: f"***{re.sub(r'\D', '', match.group(0))[-2:]}", text)
 
 
 def mask(text: str) -> str:
@@ -44,14 +42,23 @@ class MaskingFilter(logging.Filter):
         return True
 
 
+def mask_handlers(logger: logging.Logger) -> None:
+    """Put the masking filter on every handler of ``logger`` (once each)."""
+    for handler in logger.handlers:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter())
+
+
 def configure_logging(level: str = "INFO") -> None:
-    """Send the application's logs to stderr, masked. Safe to call more than once."""
+    """Send the application's logs to stderr, masked. Safe to call more than once.
+
+    Where a host already configured the root logger (Celery's worker does), its handlers are
+    kept and masked instead of doubled.
+    """
     root = logging.getLogger()
-    if any(getattr(handler, "_nurture", False) for handler in root.handlers):
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler._nurture = True  # type: ignore[attr-defined]
-    handler.addFilter(MaskingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(level.upper())
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(level.upper())
+    mask_handlers(root)

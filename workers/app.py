@@ -6,11 +6,14 @@ task here is ever given an ETA or countdown.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
 from kombu import Queue
 
+from nurture.logs import mask_handlers
 from nurture.settings import Settings, get_settings
 
 QUEUES = ("dispatch", "email", "sms")
@@ -65,6 +68,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "options": {"expires": BROKER_PURGE_INTERVAL},
         }
     return config
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _mask_celery_logs(logger: logging.Logger, **_kwargs: Any) -> None:
+    # Celery's own handlers print task arguments and exceptions: mask them like ours.
+    mask_handlers(logger)
 
 
 def create_app(settings: Settings | None = None) -> Celery:
