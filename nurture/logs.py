@@ -18,12 +18,15 @@ PHONE = re.compile(
 )
 
 
+NON_DIGIT = re.compile(r"\D")
+
+
 def mask_email(text: str) -> str:
     return EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
 
 
 def mask_phone(text: str) -> str:
-    return PHONE.sub(lambda match: f"***{re.sub(r'\D', '', match.group(0))[-2:]}", text)
+    return PHONE.sub(lambda match: "***" + NON_DIGIT.sub("", match.group(0))[-2:], text)
 
 
 def mask(text: str) -> str:

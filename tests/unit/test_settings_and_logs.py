@@ -50,14 +50,26 @@ def test_the_secret_is_created_once_and_kept(tmp_path: object) -> None:
         ("sent to +12085550123 ok", "+12085550123"),
         ("call (208) 555-0123 now", "555-0123"),
         ("mail ana.rivera@example.com failed", "ana.rivera"),
+        ("dotted 208.555.0123 here", "555.0123"),
+        ("with country 1-208-555-0123", "555-0123"),
+        ("twilio said To=+447700900123", "+447700900123"),
     ],
 )
 def test_contact_details_are_masked(raw: str, hidden: str) -> None:
     assert hidden not in mask(raw)
 
 
-def test_ids_and_counts_are_not_mistaken_for_phones() -> None:
-    assert mask("message 12345 took 250 ms") == "message 12345 took 250 ms"
+@pytest.mark.parametrize(
+    "text",
+    [
+        "message 12345 took 250 ms",
+        "Task nurture.send_email[c87d4ee8] succeeded in 0.05806834300005903s: None",
+        "lead 2d0eceaf-b72f-4750-bfc8-a3cd911ebc0a",
+        "claimed 20000000000 rows",
+    ],
+)
+def test_ids_timings_and_counts_are_not_mistaken_for_phones(text: str) -> None:
+    assert mask(text) == text
 
 
 def test_the_filter_masks_arguments_and_tracebacks() -> None:
