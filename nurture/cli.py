@@ -152,5 +152,31 @@ def sequences_validate() -> None:
         services.close()
 
 
+@cli.group()
+def consent() -> None:
+    """The consent ledger."""
+
+
+@consent.command("export")
+@click.argument("lead")
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
+def consent_export(lead: str, fmt: str) -> None:
+    """Print every consent event of LEAD (its id, e-mail or phone), for an audit or a dispute."""
+    from nurture.consent_export import export, find_lead
+
+    settings = settings_or_exit()
+    services = services_or_exit(settings)
+    try:
+        with services.sessions() as session:
+            found = find_lead(session, lead)
+            if found is None:
+                raise UsageProblem(f"no lead matches {lead!r} (give its id, e-mail or phone)")
+            click.echo(export(session, found, fmt), nl=False)
+    finally:
+        services.close()
+
+
 def main() -> None:
     cli(prog_name="nurture")

@@ -18,6 +18,8 @@ class Clinic(BaseModel):
     sms_program_name: str = Field(min_length=1, max_length=40)
     phone: str = Field(min_length=7, max_length=30)
     email: EmailStr
+    # Where alerts go: crisis words in a text, replies that need a person.
+    staff_email: EmailStr
     address: str = Field(min_length=5, max_length=300)
     booking_url: HttpUrl
     website_url: HttpUrl

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from nurture import audit, clock
-from nurture.models import Channel, ConsentAction, ConsentEvent, ConsentSource, Purpose
+from nurture.models import (
+    PENDING_STATUSES,
+    Channel,
+    ConsentAction,
+    ConsentEvent,
+    ConsentSource,
+    Message,
+    MessageStatus,
+    Purpose,
+)
 
 LEDGER_PURPOSES = (Purpose.CARE, Purpose.MARKETING)
 
@@ -88,3 +98,135 @@ def record(
         details={"channel": channel.value, "purpose": purpose.value, "source": source.value},
     )
     return event
+
+
+def cancel_pending(
+    session: Session,
+    lead_id: uuid.UUID,
+    *,
+    channel: Channel,
+    purposes: tuple[Purpose, ...],
+    reason: str,
+    now: datetime,
+) -> int:
+    """Cancel the lead's rows not yet sent on a channel; they can never go out after this."""
+    result = session.execute(
+        update(Message)
+        .where(
+            Message.lead_id == lead_id,
+            Message.channel == channel,
+            Message.purpose.in_(purposes),
+            Message.status.in_(PENDING_STATUSES),
+        )
+        .values(status=MessageStatus.CANCELLED, status_at=now, last_error=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def revoke_sms(
+    session: Session,
+    lead_id: uuid.UUID,
+    *,
+    source: ConsentSource,
+    evidence: dict[str, Any],
+    actor: str,
+    now: datetime,
+) -> int:
+    """Revoke every SMS purpose (an SMS opt-out stops all texts) and cancel pending texts."""
+    for purpose in LEDGER_PURPOSES:
+        record(
+            session,
+            lead_id=lead_id,
+            channel=Channel.SMS,
+            purpose=purpose,
+            action=ConsentAction.REVOKED,
+            source=source,
+            evidence=evidence,
+            actor=actor,
+        )
+    return cancel_pending(
+        session,
+        lead_id,
+        channel=Channel.SMS,
+        purposes=(Purpose.CARE, Purpose.MARKETING, Purpose.OPTIN),
+        reason=f"opted out of texts ({source.value})",
+        now=now,
+    )
+
+
+def restorable_sms_purposes(session: Session, lead_id: uuid.UUID) -> list[Purpose]:
+    """The SMS purposes the person had granted before their latest opt-out."""
+    events = session.execute(
+        select(ConsentEvent.purpose, ConsentEvent.action)
+        .where(ConsentEvent.lead_id == lead_id, ConsentEvent.channel == Channel.SMS)
+        .order_by(ConsentEvent.occurred_at, ConsentEvent.id)
+    ).all()
+    ever_granted = {purpose for purpose, action in events if action is ConsentAction.GRANTED}
+    latest: dict[Purpose, ConsentAction] = {}
+    for purpose, action in events:
+        latest[purpose] = action
+    return [
+        p for p in LEDGER_PURPOSES if p in ever_granted and latest.get(p) is ConsentAction.REVOKED
+    ]
+
+
+def restore_sms(
+    session: Session,
+    lead_id: uuid.UUID,
+    *,
+    evidence: dict[str, Any],
+    actor: str,
+) -> list[Purpose]:
+    """START / UNSTOP / YES: grant again what the person had granted before opting out."""
+    purposes = restorable_sms_purposes(session, lead_id)
+    for purpose in purposes:
+        record(
+            session,
+            lead_id=lead_id,
+            channel=Channel.SMS,
+            purpose=purpose,
+            action=ConsentAction.GRANTED,
+            source=ConsentSource.SMS_KEYWORD,
+            evidence=evidence,
+            actor=actor,
+        )
+    return purposes
+
+
+def set_preference(
+    session: Session,
+    lead_id: uuid.UUID,
+    channel: Channel,
+    purpose: Purpose,
+    wanted: bool,
+    *,
+    source: ConsentSource,
+    evidence: dict[str, Any],
+    actor: str,
+    now: datetime,
+) -> bool:
+    """Make one (channel, purpose) granted or revoked; False when it already was (no new event)."""
+    if current(session, lead_id).allows(channel, purpose) == wanted:
+        return False
+    record(
+        session,
+        lead_id=lead_id,
+        channel=channel,
+        purpose=purpose,
+        action=ConsentAction.GRANTED if wanted else ConsentAction.REVOKED,
+        source=source,
+        evidence=evidence,
+        actor=actor,
+    )
+    if not wanted:
+        purposes = (purpose, Purpose.OPTIN) if channel is Channel.SMS else (purpose,)
+        cancel_pending(
+            session,
+            lead_id,
+            channel=channel,
+            purposes=purposes,
+            reason=f"{channel.value} {purpose.value} revoked ({source.value})",
+            now=now,
+        )
+    return True

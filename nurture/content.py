@@ -7,6 +7,7 @@ is exactly what the lead will get.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from nurture import tokens, windows
 from nurture.clinic import Clinic
@@ -50,9 +51,15 @@ def unsubscribe_url(public_url: str, secret: bytes, lead: Lead) -> str:
 
 
 def context_for(
-    lead: Lead, *, clinic: Clinic, public_url: str, secret: bytes, purpose: Purpose
+    lead: Lead,
+    *,
+    clinic: Clinic,
+    public_url: str,
+    secret: bytes,
+    purpose: Purpose,
+    alert: dict[str, Any] | None = None,
 ) -> RenderContext:
-    zone = windows.lead_zone(lead.timezone, clinic.zone)
+    zone = windows.lead_zone(lead.timezone, clinic.zone, lead.postal_code, lead.phone)
     unsubscribe = unsubscribe_url(public_url, secret, lead)
     return RenderContext(
         lead=LeadView(
@@ -67,6 +74,8 @@ def context_for(
         consult=consult_view(lead.consult_at, zone),
         links=Links(unsubscribe=unsubscribe, preferences=unsubscribe, book=str(clinic.booking_url)),
         marketing=purpose is Purpose.MARKETING,
+        audience="staff" if purpose is Purpose.ALERT else "lead",
+        alert=dict(alert or {}),
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from nurture import audit, clock, content, gates
+from nurture import audit, clock, content, gates, provider_errors
 from nurture.models import Channel, Lead, Message, MessageStatus, Purpose
 from nurture.rendering import RenderError
 from nurture.services import Services
@@ -63,6 +63,12 @@ def claim_due(session: Session, *, now: datetime, limit: int) -> list[Claimed]:
         .execution_options(synchronize_session=False)
     ).all()
     return [Claimed(id=row.id, channel=row.channel) for row in rows]
+
+
+def unsubscribe_headers(url: str, mailto: str) -> dict[str, str]:
+    """RFC 8058 one-click: exactly one HTTPS URI, plus a mailto when one is configured."""
+    targets = f"<{url}>" + (f", <mailto:{mailto}?subject=unsubscribe>" if mailto else "")
+    return {"List-Unsubscribe": targets, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 
 def retry_delay(attempts: int, *, rng: random.Random | None = None) -> timedelta:
@@ -142,7 +148,9 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
     message = session.get_one(Message, message_id)
     lead = session.get_one(Lead, message.lead_id)
 
-    verdict = gates.check(session, message, lead, now=now)
+    verdict = gates.check(
+        session, message, lead, policy=services.policy, clinic_zone=services.clinic.zone, now=now
+    )
     if isinstance(verdict, gates.Skip):
         _settle(session, message, MessageStatus.SKIPPED, now=now, reason=verdict.reason)
         return MessageStatus.SKIPPED
@@ -164,6 +172,7 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
         public_url=services.settings.public_url,
         secret=services.secret,
         purpose=message.purpose,
+        alert=message.context,
     )
     try:
         rendered = content.render(
@@ -181,17 +190,17 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
 
     try:
         if message.channel is Channel.EMAIL:
-            assert lead.email is not None
+            to = message.recipient or lead.email
+            assert to is not None
             assert rendered.html is not None
-            headers = {}
-            if message.purpose is Purpose.MARKETING:
-                headers = {
-                    "List-Unsubscribe": f"<{context.links.unsubscribe}>",
-                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                }
+            headers = (
+                unsubscribe_headers(context.links.unsubscribe, services.settings.unsubscribe_mailto)
+                if message.purpose is Purpose.MARKETING
+                else {}
+            )
             provider_id = services.email.send(
                 OutgoingEmail(
-                    to=lead.email,
+                    to=to,
                     subject=rendered.subject or "",
                     text=rendered.text,
                     html=rendered.html,
@@ -227,11 +236,24 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
         )
         return MessageStatus.SCHEDULED
     except PermanentDeliveryError as error:
+        failed_at = clock.utcnow()
+        if message.channel is Channel.SMS and error.code and error.code.isdigit():
+            # The provider's code says more than "failed": an opt-out held by the carrier, a
+            # landline, a filtered sender. The consequences land in this same transaction.
+            provider_errors.apply_sms_error(
+                session,
+                message,
+                int(error.code),
+                clinic=services.clinic,
+                public_url=services.settings.public_url,
+                now=failed_at,
+                actor=audit.WORKER,
+            )
         _settle(
             session,
             message,
             MessageStatus.FAILED,
-            now=clock.utcnow(),
+            now=failed_at,
             reason=error.reason,
             code=error.code,
         )

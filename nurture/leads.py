@@ -21,7 +21,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import audit, clock, consent, planner
+from nurture import audit, clock, consent, planner, windows
 from nurture.models import Channel, ConsentAction, ConsentSource, Lead, Purpose
 from nurture.sequences import Catalog, LifecycleEvent
 
@@ -134,7 +134,9 @@ class FieldProblem:
     message: str
 
 
-def cross_field_problems(signup: Signup) -> list[FieldProblem]:
+def cross_field_problems(
+    signup: Signup, *, sms_countries: list[str] | None = None
+) -> list[FieldProblem]:
     """Rules that span fields, each reported against the field the person should fix."""
     problems = []
     if not signup.email and not signup.phone:
@@ -144,6 +146,12 @@ def cross_field_problems(signup: Signup) -> list[FieldProblem]:
         problems.append(FieldProblem("phone", "a phone number is needed to receive texts"))
     if signup.consent.email_marketing and not signup.email:
         problems.append(FieldProblem("email", "an e-mail address is needed to receive e-mail"))
+    if texts and signup.phone and sms_countries is not None:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(signup.phone))
+        if region not in sms_countries:
+            problems.append(
+                FieldProblem("phone", f"we can only text numbers in {', '.join(sms_countries)}")
+            )
     if (texts or signup.consent.email_marketing) and not signup.consent_text:
         problems.append(
             FieldProblem(
@@ -151,6 +159,15 @@ def cross_field_problems(signup: Signup) -> list[FieldProblem]:
             )
         )
     return problems
+
+
+# A field people never see (hidden from sight and from screen readers): only bots fill it in.
+HONEYPOT_FIELD = "website"
+
+
+def is_bot(data: dict[str, Any]) -> bool:
+    """True when the honeypot was filled in; it is removed from ``data`` either way."""
+    return bool(str(data.pop(HONEYPOT_FIELD, "") or "").strip())
 
 
 class InvalidSignupError(ValueError):
@@ -169,7 +186,7 @@ def _field_problems(error: ValidationError) -> list[FieldProblem]:
     ]
 
 
-def parse_signup(data: object) -> Signup:
+def parse_signup(data: object, *, sms_countries: list[str] | None = None) -> Signup:
     """Validate raw input; raise InvalidSignupError naming every bad field at once."""
     try:
         signup = Signup.model_validate(data)
@@ -186,10 +203,12 @@ def parse_signup(data: object) -> Signup:
                 pass
             else:
                 problems += [
-                    p for p in cross_field_problems(partial) if p.field.split(".")[0] not in flagged
+                    p
+                    for p in cross_field_problems(partial, sms_countries=sms_countries)
+                    if p.field.split(".")[0] not in flagged
                 ]
         raise InvalidSignupError(problems) from None
-    problems = cross_field_problems(signup)
+    problems = cross_field_problems(signup, sms_countries=sms_countries)
     if problems:
         raise InvalidSignupError(problems)
     return signup
@@ -263,6 +282,7 @@ def _apply(
             phone=signup.phone,
             timezone=signup.timezone,
             postal_code=signup.postal_code,
+            state=windows.state_for_postal_code(signup.postal_code),
             created_at=now,
             updated_at=now,
         )
@@ -276,6 +296,7 @@ def _apply(
             lead.phone = signup.phone
         lead.timezone = signup.timezone or lead.timezone
         lead.postal_code = signup.postal_code or lead.postal_code
+        lead.state = windows.state_for_postal_code(lead.postal_code) or lead.state
         lead.last_name = lead.last_name or signup.last_name
     # Consent follows the identifier it was given for: SMS consent belongs to the lead who owns
     # the number, even when the e-mail matched a different record.

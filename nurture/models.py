@@ -37,14 +37,16 @@ class Channel(StrEnum):
 class Purpose(StrEnum):
     """Why a message is sent; consent is recorded per (channel, purpose).
 
-    ``optin`` exists only on messages: the opt-in confirmation that must be the first text a
-    number receives. It is allowed whenever any SMS purpose is granted, because it confirms
-    exactly that grant; the consent ledger itself only knows ``care`` and ``marketing``.
+    ``optin`` and ``alert`` exist only on messages. ``optin`` is the opt-in confirmation that
+    must be the first text a number receives; it is allowed whenever any SMS purpose is granted,
+    because it confirms exactly that grant. ``alert`` goes to staff about a lead. The consent
+    ledger itself only knows ``care`` and ``marketing``.
     """
 
     CARE = "care"
     MARKETING = "marketing"
     OPTIN = "optin"
+    ALERT = "alert"  # to the clinic's staff, never to the lead (crisis words, replies)
 
 
 class ConsentAction(StrEnum):
@@ -111,6 +113,11 @@ class Lead(Base):
     state: Mapped[str | None] = mapped_column(String(2))
     stage: Mapped[LeadStage] = mapped_column(_enum(LeadStage), default=LeadStage.SIGNED_UP)
     consult_at: Mapped[datetime | None]
+    # Set by a crisis text or any free-text reply; marketing waits until staff resume it.
+    marketing_paused_at: Mapped[datetime | None]
+    marketing_pause_reason: Mapped[str | None] = mapped_column(String(200))
+    # The provider said this number cannot receive texts (landline, invalid, unreachable).
+    sms_unreachable_at: Mapped[datetime | None]
     # Bumped whenever consult_at changes; rows planned from an older value can never be sent.
     consult_version: Mapped[int] = mapped_column(default=0)
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -177,6 +184,7 @@ class Message(Base):
         Index(None, "status", "status_at"),
         Index(None, "lead_id", "created_at"),
         Index(None, "enrollment_id"),
+        Index(None, "provider_id"),  # status callbacks find their row by the provider's id
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -189,6 +197,10 @@ class Message(Base):
     channel: Mapped[Channel] = mapped_column(_enum(Channel))
     purpose: Mapped[Purpose] = mapped_column(_enum(Purpose))
     template_key: Mapped[str] = mapped_column(String(100))
+    # Set for staff alerts: where the message goes instead of the lead's own address.
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    # Extra render context (the inbound text a staff alert is about).
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
     anchor: Mapped[str] = mapped_column(String(32), default="enrolled_at")
     anchor_version: Mapped[int] = mapped_column(default=0)
     due_at: Mapped[datetime]
@@ -201,7 +213,7 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(32))
-    provider_id: Mapped[str | None] = mapped_column(String(64))
+    provider_id: Mapped[str | None] = mapped_column(String(255))  # an e-mail Message-ID can be long
     template_version: Mapped[int | None]
     subject: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str | None] = mapped_column(Text)
@@ -226,3 +238,76 @@ class AuditEvent(Base):
     lead_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("leads.id", ondelete="RESTRICT"))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="RESTRICT"))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class InboundClass(StrEnum):
+    OPT_OUT = "opt_out"
+    OPT_OUT_PHRASE = "opt_out_phrase"
+    OPT_IN = "opt_in"
+    HELP = "help"
+    CRISIS = "crisis"
+    CONFIRM = "confirm"
+    OTHER = "other"
+
+
+class InboundMessage(Base):
+    """Every text a lead sends us, with Twilio's raw parameters; one row per MessageSid."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        Index(None, "lead_id", "received_at"),
+        Index(None, "needs_attention", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("leads.id", ondelete="RESTRICT"))
+    from_number: Mapped[str] = mapped_column(String(32))
+    to_number: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    classification: Mapped[InboundClass] = mapped_column(_enum(InboundClass))
+    # Staff should read it: crisis words, free text, a phrase we read as an opt-out.
+    needs_attention: Mapped[bool] = mapped_column(default=False)
+    attention_reason: Mapped[str | None] = mapped_column(String(200))
+    handled_at: Mapped[datetime | None]
+    handled_by: Mapped[str | None] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
+
+
+class DeliveryEvent(Base):
+    """A provider status callback, stored once per idempotency token."""
+
+    __tablename__ = "delivery_events"
+    __table_args__ = (Index(None, "message_id"), Index(None, "provider_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="RESTRICT"))
+    provider_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
+
+
+class PauseScope(StrEnum):
+    ALL = "all"
+    CHANNEL = "channel"
+    SEQUENCE = "sequence"
+
+
+class Pause(Base):
+    """A kill switch: while active, matching rows stay scheduled and nothing matching is sent."""
+
+    __tablename__ = "pauses"
+    __table_args__ = (Index(None, "ended_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    scope: Mapped[PauseScope] = mapped_column(_enum(PauseScope))
+    value: Mapped[str | None] = mapped_column(String(64))  # the channel or sequence key
+    reason: Mapped[str] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
+    ended_at: Mapped[datetime | None]
+    ended_by: Mapped[str | None] = mapped_column(String(200))

@@ -120,7 +120,8 @@ def plan_step(
         anchor_at, anchor_version = enrollment.enrolled_at, 0
     if anchor_at is None:
         return None  # planned when the anchor appears
-    due_at = due_instant(anchor_at, step, windows.lead_zone(lead.timezone, clinic_zone))
+    zone = windows.lead_zone(lead.timezone, clinic_zone, lead.postal_code, lead.phone)
+    due_at = due_instant(anchor_at, step, zone)
     not_after = lead.consult_at if step.not_after == "consult_at" else None
     message = Message(
         enrollment_id=enrollment.id,

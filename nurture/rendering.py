@@ -72,6 +72,8 @@ class RenderContext:
     consult: ConsultView
     links: Links
     marketing: bool  # the layout shows the marketing footer (unsubscribe) only when true
+    audience: str = "lead"  # "staff" for alerts: a different footer, no lead-facing lines
+    alert: dict[str, Any] = field(default_factory=dict)  # what a staff alert is about
 
     def variables(self) -> dict[str, Any]:
         return {
@@ -80,6 +82,8 @@ class RenderContext:
             "consult": self.consult,
             "links": self.links,
             "marketing": self.marketing,
+            "audience": self.audience,
+            "alert": self.alert,
         }
 
 

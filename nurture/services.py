@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.clinic import Clinic, Disclosures, load_clinic, load_disclosures
 from nurture.db import make_engine, make_sessionmaker
+from nurture.policy import Policy, load_policy
+from nurture.ratelimit import SignupLimiter, storage_uri_for
 from nurture.rendering import Renderer
 from nurture.sequences import Catalog, load_catalog
 from nurture.settings import Settings
@@ -28,6 +30,7 @@ class Services:
     sessions: sessionmaker[Session]
     clinic: Clinic
     disclosures: Disclosures
+    policy: Policy
     catalog: Catalog
     templates: TemplateStore
     renderer: Renderer = field(default_factory=Renderer)
@@ -46,6 +49,14 @@ class Services:
     @cached_property
     def sms(self) -> SmsTransport:
         return self.sms_override or build_sms_transport(self.settings)
+
+    @cached_property
+    def signup_limiter(self) -> SignupLimiter:
+        return SignupLimiter(
+            storage_uri_for(self.settings.resolved_broker_url),
+            per_ip=self.policy.signups.per_ip,
+            per_phone=self.policy.signups.per_phone,
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -106,6 +117,7 @@ def build_services(settings: Settings) -> Services:
         sessions=make_sessionmaker(engine),
         clinic=clinic,
         disclosures=load_disclosures(settings.config_dir),
+        policy=load_policy(settings.config_dir),
         catalog=catalog,
         templates=templates,
     )

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     smtp_url: SecretStr = SecretStr("smtp://127.0.0.1:1025")
     smtp_timeout: float = 20.0
     email_from: str = ""
+    # Optional second List-Unsubscribe target (RFC 2369), e.g. unsubscribe@clinic.example.
+    unsubscribe_mailto: str = ""
 
     sms_backend: Literal["outbox", "twilio"] = "outbox"
     twilio_account_sid: str = Field(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg  # noqa: F401 - load its C extension before freezegun swaps datetime.date
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -13,10 +14,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from nurture import consent
-from nurture.leads import FieldProblem, InvalidSignupError, parse_signup, submit_signup
+from nurture.leads import FieldProblem, InvalidSignupError, is_bot, parse_signup, submit_signup
 from nurture.models import ConsentSource, Lead, Message
+from nurture.ratelimit import Limited
 from nurture.web.deps import ServicesDep, SessionDep, evidence_from, require_api_key
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
 
 CHECKBOXES = ("email_marketing", "sms_marketing", "sms_care")
@@ -65,13 +68,31 @@ async def read_body(request: Request) -> dict[str, Any]:
     return data
 
 
+def too_many(limited: Limited) -> JSONResponse:
+    return JSONResponse(
+        {"detail": f"too many sign-ups from this {limited.what}; try again later"},
+        status_code=429,
+        headers={"Retry-After": str(limited.retry_after)},
+    )
+
+
 @router.post("/signups", status_code=201)
 async def create_signup(request: Request, services: ServicesDep) -> JSONResponse:
     """Store a consult sign-up; 201 with the lead id (the existing one for a returning person)."""
+    limited = services.signup_limiter.check_ip(request.client.host if request.client else None)
+    if limited is not None:
+        return too_many(limited)
     try:
-        signup = parse_signup(await read_body(request))
+        data = await read_body(request)
+        if is_bot(data):
+            log.info("sign-up honeypot filled in; dropped")
+            return JSONResponse({"lead_id": str(uuid.uuid4()), "created": True}, status_code=201)
+        signup = parse_signup(data, sms_countries=services.policy.sms.countries)
     except InvalidSignupError as error:
         return problems_response(error.problems)
+    limited = services.signup_limiter.check_phone(signup.phone)
+    if limited is not None:
+        return too_many(limited)
     page_url = signup.source.get("page_url")
     evidence = evidence_from(
         request, page_url=page_url if isinstance(page_url, str) else None, source=ConsentSource.API

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nurture.services import Services
-from nurture.web import api, health, public
+from nurture.web import api, health, public, unsubscribe, webhooks
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -30,6 +30,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(api.router)
     app.include_router(public.router)
     app.include_router(health.router)
+    app.include_router(webhooks.router)
+    app.include_router(unsubscribe.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(RequestValidationError)

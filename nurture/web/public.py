@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from nurture.leads import InvalidSignupError, parse_signup, submit_signup
+from nurture.leads import InvalidSignupError, is_bot, parse_signup, submit_signup
 from nurture.models import ConsentSource
 from nurture.web.api import CHECKBOXES, signup_from_form
 from nurture.web.deps import ServicesDep, evidence_from
@@ -46,6 +46,9 @@ def consult_form(request: Request, services: ServicesDep) -> HTMLResponse:
 @router.post("/consult", response_class=HTMLResponse)
 async def consult_submit(request: Request, services: ServicesDep) -> Response:
     data = signup_from_form(await request.form())
+    if is_bot(data):
+        return RedirectResponse("/consult/thanks", status_code=303)  # a bot learns nothing
+    limited = services.signup_limiter.check_ip(request.client.host if request.client else None)
     # The disclosure recorded is the one this server showed, not whatever the browser sent.
     ticked = [name for name in CHECKBOXES if data.get("consent", {}).get(name)]
     data.pop("consent_text", None)
@@ -54,13 +57,26 @@ async def consult_submit(request: Request, services: ServicesDep) -> Response:
         data["consent_text"] = services.disclosures.text_for(ticked)
         data["consent_version"] = services.disclosures.version
     values = {**data, **data.get("consent", {})}
-    try:
-        signup = parse_signup(data)
-    except InvalidSignupError as error:
-        errors: dict[str, str] = {}
-        for problem in error.problems:
-            errors.setdefault(problem.field.removeprefix("consent."), problem.message)
-        return _form_page(request, services, values=values, errors=errors, status_code=422)
+    if limited is None:
+        try:
+            signup = parse_signup(data, sms_countries=services.policy.sms.countries)
+        except InvalidSignupError as error:
+            errors: dict[str, str] = {}
+            for problem in error.problems:
+                errors.setdefault(problem.field.removeprefix("consent."), problem.message)
+            return _form_page(request, services, values=values, errors=errors, status_code=422)
+        limited = services.signup_limiter.check_phone(signup.phone)
+    if limited is not None:
+        minutes = max(1, round(limited.retry_after / 60))
+        message = (
+            f"we have received several requests from this {limited.what} already; please try again "
+            f"in {minutes} minutes or call us at {services.clinic.phone}"
+        )
+        response = _form_page(
+            request, services, values=values, errors={"form": message}, status_code=429
+        )
+        response.headers["Retry-After"] = str(limited.retry_after)
+        return response
     evidence = evidence_from(request, page_url=str(request.url), source=ConsentSource.WEB_FORM)
     await run_in_threadpool(
         submit_signup,

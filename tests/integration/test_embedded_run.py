@@ -14,6 +14,7 @@ import httpx2 as httpx
 
 from tests.integration.conftest import app_env
 from tests.support import outbox_files
+from tests.support.daytime import zone_where_it_is_daytime
 from tests.support.processes import Process, free_port, python_argv, wait_until
 
 
@@ -42,6 +43,7 @@ def test_nurture_run_delivers_a_form_signup_to_the_outbox(tmp_path: Path, log_di
                 "first_name": "Eli",
                 "email": "eli@example.com",
                 "phone": "208-555-0166",
+                "timezone": zone_where_it_is_daytime(),
                 "sms_marketing": "on",
                 "email_marketing": "on",
             },

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from nurture.db import make_engine, make_sessionmaker
 from nurture.models import Message, MessageStatus
 from tests.integration.conftest import app_env
+from tests.support.daytime import zone_where_it_is_daytime
 from tests.support.processes import Process, free_port, python_argv, wait_until
 from tests.support.smtp_server import SmtpServer
 from tests.support.twilio_standin import TwilioStandIn
@@ -82,7 +83,7 @@ def test_signup_is_delivered_once_by_email_and_sms(
                 "last_name": "Lee",
                 "email": "Dana.Lee@Example.com",
                 "phone": "(208) 555-0142",
-                "timezone": "America/Boise",
+                "timezone": zone_where_it_is_daytime(),
                 "consent": {"email_marketing": True, "sms_marketing": True, "sms_care": True},
                 "consent_text": "I agree to texts and e-mail.",
                 "source": {"page_url": "https://clinic.example/"},

@@ -18,6 +18,7 @@ from nurture.rendering import (
     RenderError,
     describe_local_time,
 )
+from nurture.samples import SAMPLE_ALERT
 from tests.conftest import REPO
 
 CLINIC = ClinicView(
@@ -33,7 +34,9 @@ CLINIC = ClinicView(
 )
 
 
-def context(*, first_name: str = "Ana", marketing: bool = True) -> RenderContext:
+def context(
+    *, first_name: str = "Ana", marketing: bool = True, staff: bool = False
+) -> RenderContext:
     return RenderContext(
         lead=LeadView(
             first_name=first_name,
@@ -50,6 +53,8 @@ def context(*, first_name: str = "Ana", marketing: bool = True) -> RenderContext
             book="https://clinic.test/book",
         ),
         marketing=marketing,
+        audience="staff" if staff else "lead",
+        alert=SAMPLE_ALERT if staff else {},
     )
 
 
@@ -176,5 +181,10 @@ def test_every_shipped_template_renders() -> None:
     for path in sorted((REPO / "templates/sms").glob("*.txt.j2")):
         assert renderer.render_sms(path.read_text(), context(), name=path.name)
     for path in sorted((REPO / "templates/email").glob("*.md.j2")):
-        email = renderer.render_email(path.read_text(), LAYOUTS, context(), name=path.name)
-        assert email.subject and "Ana" in email.text
+        staff = path.name.startswith("staff-")
+        email = renderer.render_email(
+            path.read_text(), LAYOUTS, context(staff=staff), name=path.name
+        )
+        assert email.subject
+        assert ("staff of Test Clinic" if staff else "Ana") in email.text
+        assert ("988 (Suicide" in email.text) is not staff  # the lead's footer, not staff's

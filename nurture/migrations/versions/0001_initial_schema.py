@@ -214,7 +214,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("error_code", sa.String(length=32), nullable=True),
-        sa.Column("provider_id", sa.String(length=64), nullable=True),
+        sa.Column("provider_id", sa.String(length=255), nullable=True),
         sa.Column("template_version", sa.Integer(), nullable=True),
         sa.Column("subject", sa.Text(), nullable=True),
         sa.Column("body", sa.Text(), nullable=True),

@@ -1,0 +1,210 @@
+"""Inbound texts: opt-out, opt-in, help, crisis, and replies that need a person.
+
+Every text is stored once per Twilio MessageSid with its raw parameters, classified, acted on in
+the same transaction, and audited. The reply (if any) goes back as TwiML in the webhook response:
+responsive messages are immediate and never wait for quiet hours.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import phonenumbers
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nurture import alerts, audit, consent, content, keywords, pauses, windows
+from nurture.models import Channel, ConsentSource, InboundClass, InboundMessage, Lead, Purpose
+from nurture.rendering import describe_local_time
+from nurture.services import Services
+
+ACTOR = "lead"
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    replies: list[str] = field(default_factory=list)
+    duplicate: bool = False
+    inbound_id: int | None = None
+    classification: InboundClass | None = None
+
+
+def _e164(raw: str) -> str:
+    try:
+        return phonenumbers.format_number(
+            phonenumbers.parse(raw, "US"), phonenumbers.PhoneNumberFormat.E164
+        )
+    except phonenumbers.NumberParseException:
+        return raw
+
+
+def lead_for_number(session: Session, phone: str, *, now: datetime) -> Lead:
+    """The lead who owns this number; a person we never heard of gets a record, so staff can
+    see their texts and an opt-out has somewhere to live."""
+    lead = session.scalars(select(Lead).where(Lead.phone == phone)).one_or_none()
+    if lead is None:
+        lead = Lead(
+            id=uuid.uuid4(),
+            first_name="",
+            last_name="",
+            phone=phone,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(lead)
+        session.flush()
+        audit.record(session, actor=ACTOR, action="lead.created_from_text", lead_id=lead.id)
+    return lead
+
+
+def _reply(services: Services, lead: Lead, template: str) -> str:
+    context = content.context_for(
+        lead,
+        clinic=services.clinic,
+        public_url=services.settings.public_url,
+        secret=services.secret,
+        purpose=Purpose.CARE,
+    )
+    return content.render(
+        services.templates, services.renderer, Channel.SMS, template, context
+    ).text
+
+
+def handle_inbound(
+    session: Session, params: dict[str, str], services: Services, *, now: datetime
+) -> InboundResult:
+    """Act on one inbound text (Twilio's webhook parameters); the caller commits."""
+    sid = params.get("MessageSid") or params.get("SmsSid") or ""
+    if not sid:
+        raise ValueError("MessageSid is missing")
+    if (
+        session.scalar(select(InboundMessage.id).where(InboundMessage.message_sid == sid))
+        is not None
+    ):
+        return InboundResult(duplicate=True)
+    phone = _e164(params.get("From", ""))
+    body = params.get("Body", "")
+    opt_out_type = params.get("OptOutType")
+    reading = keywords.read(body, services.policy.keywords, opt_out_type=opt_out_type)
+    lead = lead_for_number(session, phone, now=now)
+    inbound = InboundMessage(
+        message_sid=sid,
+        lead_id=lead.id,
+        from_number=phone,
+        to_number=params.get("To", ""),
+        body=body,
+        classification=reading.kind,
+        params=dict(params),
+        received_at=now,
+    )
+    session.add(inbound)
+    session.flush()
+    audit.record(
+        session,
+        actor=ACTOR,
+        action="inbound.received",
+        lead_id=lead.id,
+        details={"inbound_id": inbound.id, "classification": reading.kind.value},
+    )
+
+    replies: list[str] = []
+    # Twilio's Advanced Opt-Out already answered this keyword: a second answer is one too many.
+    provider_answered = bool(opt_out_type)
+    evidence = {"message_sid": sid, "body": body, "opt_out_type": opt_out_type}
+    if reading.crisis:
+        replies.append(_reply(services, lead, "crisis-reply"))
+        _needs_person(
+            session,
+            inbound,
+            lead,
+            services,
+            now=now,
+            reason="crisis words",
+            template="staff-crisis-alert",
+            pause_reason="crisis words in a text",
+        )
+        audit.record(
+            session,
+            actor=ACTOR,
+            action="inbound.crisis",
+            lead_id=lead.id,
+            details={"inbound_id": inbound.id},
+        )
+    if reading.opts_out:
+        consent.revoke_sms(
+            session,
+            lead.id,
+            source=ConsentSource.SMS_KEYWORD,
+            evidence=evidence,
+            actor=ACTOR,
+            now=now,
+        )
+        if not provider_answered:
+            replies.append(_reply(services, lead, "stop-confirmation"))
+        if reading.by_phrase and not reading.crisis:
+            inbound.needs_attention = True
+            inbound.attention_reason = "read as an opt-out from a phrase: please check"
+    elif reading.kind is InboundClass.OPT_IN:
+        restored = consent.restore_sms(session, lead.id, evidence=evidence, actor=ACTOR)
+        if not provider_answered:
+            replies.append(
+                _reply(services, lead, "optin-confirmation" if restored else "optin-not-found")
+            )
+    elif reading.kind is InboundClass.HELP:
+        if not provider_answered:
+            replies.append(_reply(services, lead, "help-reply"))
+    elif reading.kind in {InboundClass.OTHER, InboundClass.CONFIRM} and not reading.crisis:
+        _needs_person(
+            session,
+            inbound,
+            lead,
+            services,
+            now=now,
+            reason="a reply that needs a person",
+            template="staff-reply-alert",
+            pause_reason="replied by text; waiting for staff",
+        )
+    for text in replies:
+        audit.record(
+            session,
+            actor=audit.SYSTEM,
+            action="reply.sent",
+            lead_id=lead.id,
+            details={"inbound_id": inbound.id, "body": text},
+        )
+    return InboundResult(replies=replies, inbound_id=inbound.id, classification=reading.kind)
+
+
+def _needs_person(
+    session: Session,
+    inbound: InboundMessage,
+    lead: Lead,
+    services: Services,
+    *,
+    now: datetime,
+    reason: str,
+    template: str,
+    pause_reason: str,
+) -> None:
+    inbound.needs_attention = True
+    inbound.attention_reason = reason
+    pauses.pause_lead_marketing(session, lead, reason=pause_reason, actor=audit.SYSTEM, now=now)
+    zone = windows.lead_zone(lead.timezone, services.clinic.zone, lead.postal_code, lead.phone)
+    alerts.alert_staff(
+        session,
+        lead,
+        template=template,
+        details={
+            "lead_name": f"{lead.first_name} {lead.last_name}".strip() or "someone not signed up",
+            "phone": lead.phone,
+            "body": inbound.body,
+            "reason": reason,
+            "received": describe_local_time(now, zone),
+        },
+        clinic=services.clinic,
+        public_url=services.settings.public_url,
+        now=now,
+        actor=audit.SYSTEM,
+    )

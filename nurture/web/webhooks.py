@@ -1,0 +1,89 @@
+"""Twilio webhooks: inbound texts and delivery status. Both require Twilio's signature.
+
+The signature covers the URL Twilio called, which is our public URL (behind a proxy the
+internal one differs), plus every form parameter, blank ones included.
+"""
+
+from __future__ import annotations
+
+import logging
+from xml.sax.saxutils import escape
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from twilio.request_validator import RequestValidator
+
+from nurture import clock, delivery, inbound
+from nurture.services import Services
+from nurture.web.deps import ServicesDep
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/webhooks/twilio")
+
+
+async def verified_form(request: Request, services: Services) -> FormData:
+    """The request's form, if Twilio signed it; 403 (and nothing recorded) otherwise."""
+    token = services.settings.twilio_auth_token.get_secret_value()
+    signature = request.headers.get("x-twilio-signature", "")
+    form = await request.form()
+    url = services.settings.public_url + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    if not token or not signature or not RequestValidator(token).validate(url, form, signature):
+        log.warning(
+            "refused a Twilio webhook with a missing or wrong signature at %s", request.url.path
+        )
+        raise HTTPException(403, "missing or invalid Twilio signature")
+    return form
+
+
+def twiml(replies: list[str]) -> Response:
+    messages = "".join(f"<Message>{escape(text)}</Message>" for text in replies)
+    body = f'<?xml version="1.0" encoding="UTF-8"?><Response>{messages}</Response>'
+    return Response(body, media_type="application/xml")
+
+
+@router.post("/sms")
+async def inbound_sms(request: Request, services: ServicesDep) -> Response:
+    form = await verified_form(request, services)
+    params = {key: value for key, value in form.items() if isinstance(value, str)}
+    if not params.get("MessageSid") and not params.get("SmsSid"):
+        raise HTTPException(422, "MessageSid is missing")
+
+    def handle() -> inbound.InboundResult:
+        with services.sessions.begin() as session:
+            return inbound.handle_inbound(session, params, services, now=clock.utcnow())
+
+    result = await run_in_threadpool(handle)
+    return twiml(result.replies)
+
+
+@router.post("/status")
+async def delivery_status(request: Request, services: ServicesDep) -> Response:
+    form = await verified_form(request, services)
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    status = form.get("MessageStatus") or form.get("SmsStatus")
+    if not isinstance(sid, str) or not sid or not isinstance(status, str) or not status:
+        raise HTTPException(422, "MessageSid and MessageStatus are required")
+    raw_code = form.get("ErrorCode")
+    error_code = int(raw_code) if isinstance(raw_code, str) and raw_code.isdigit() else None
+    key = request.headers.get("i-twilio-idempotency-token") or f"{sid}:{status}"
+    payload = {k: v for k, v in form.items() if isinstance(v, str)}
+
+    def handle() -> bool:
+        with services.sessions.begin() as session:
+            return delivery.record_status(
+                session,
+                provider_id=sid,
+                status=status,
+                error_code=error_code,
+                idempotency_key=key,
+                payload=payload,
+                services=services,
+                now=clock.utcnow(),
+            )
+
+    await run_in_threadpool(handle)
+    return Response(status_code=204)
