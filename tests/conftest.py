@@ -27,6 +27,12 @@ for _name in list(os.environ):
     ):
         del os.environ[_name]
 
+# Import what is imported lazily elsewhere before any test freezes time: freezegun swaps
+# datetime.date, and modules that subclass it at import time (pydantic.v1) would break.
+import fastapi.testclient  # noqa: E402, F401
+import pydantic.v1  # noqa: E402, F401
+
+import nurture.web  # noqa: E402, F401
 from nurture import migrations  # noqa: E402
 from nurture.services import Services, build_services  # noqa: E402
 from nurture.settings import Settings  # noqa: E402
@@ -184,3 +190,12 @@ def smtp_server() -> Iterator[Any]:
     server = SmtpServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def twilio() -> Iterator[Any]:
+    """A local Twilio stand-in that the official SDK talks to over real HTTP."""
+    from tests.support.twilio_standin import TwilioStandIn
+
+    with TwilioStandIn("AC" + "1" * 32, "twilio-test-token") as standin:
+        yield standin

@@ -78,3 +78,45 @@ def test_unknown_command_is_a_usage_error() -> None:
     code, output = run(["frobnicate"], {})
     assert code == 2
     assert "No such command" in output
+
+
+def test_consent_export_prints_the_whole_history(tmp_path: Path) -> None:
+    import csv
+    import io
+    import json
+
+    from nurture import migrations
+    from nurture.services import build_services
+    from nurture.settings import Settings
+    from tests.support.factories import sign_up
+
+    env = {
+        "NURTURE_CONFIG_DIR": str(REPO / "config"),
+        "NURTURE_TEMPLATES_DIR": str(REPO / "templates"),
+        "NURTURE_VAR_DIR": str(tmp_path),
+    }
+    settings = Settings(
+        var_dir=tmp_path, config_dir=REPO / "config", templates_dir=REPO / "templates"
+    )
+    migrations.upgrade(settings.resolved_database_url)
+    services = build_services(settings)
+    try:
+        lead_id = sign_up(services, consent={"sms_marketing": True})
+    finally:
+        services.close()
+    code, output = run(["consent", "export", "(208) 555-0123"], env)
+    assert code == 0, output
+    history = json.loads(output)
+    assert history["lead_id"] == str(lead_id)
+    assert [(e["channel"], e["purpose"], e["action"]) for e in history["events"]] == [
+        ("email", "care", "granted"),
+        ("sms", "marketing", "granted"),
+    ]
+    assert history["events"][1]["evidence"]["disclosure_text"]
+    code, output = run(["consent", "export", str(lead_id), "--format", "csv"], env)
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(output)))
+    assert [row["action"] for row in rows] == ["granted", "granted"]
+    code, output = run(["consent", "export", "nobody@example.com"], env)
+    assert code == 2
+    assert "no lead matches 'nobody@example.com'" in output

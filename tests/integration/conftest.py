@@ -31,14 +31,6 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def twilio() -> Iterator[object]:
-    from tests.support.twilio_standin import TwilioStandIn
-
-    with TwilioStandIn("AC" + "1" * 32, "twilio-test-token") as standin:
-        yield standin
-
-
-@pytest.fixture
 def log_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "logs"
     directory.mkdir()
@@ -48,10 +40,10 @@ def log_dir(tmp_path: Path) -> Path:
 def app_env(**values: str) -> dict[str, str]:
     from tests.support.processes import child_env
 
-    return child_env(
-        NURTURE_CONFIG_DIR=str(REPO / "config"),
-        NURTURE_TEMPLATES_DIR=str(REPO / "templates"),
-        NURTURE_SECRET_KEY="integration-secret-key",
-        NURTURE_API_KEY="integration-api-key",
-        **values,
-    )
+    defaults = {
+        "NURTURE_CONFIG_DIR": str(REPO / "config"),
+        "NURTURE_TEMPLATES_DIR": str(REPO / "templates"),
+        "NURTURE_SECRET_KEY": "integration-secret-key",
+        "NURTURE_API_KEY": "integration-api-key",
+    }
+    return child_env(**{**defaults, **values})
