@@ -29,6 +29,8 @@ from nurture.rendering import describe_local_time
 
 # How long a row held by a kill switch waits before it is looked at again.
 PAUSE_RECHECK = timedelta(minutes=5)
+# How long after the opt-in confirmation another text to the same number may follow.
+OPTIN_FIRST_GAP = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,24 @@ def check(
     pause = pauses.matching(pauses.active(session), message)
     if pause is not None:
         return Defer(now + PAUSE_RECHECK, f"paused ({pause.scope.value}): {pause.reason}")
+    if message.channel is Channel.SMS and message.purpose is not Purpose.OPTIN:
+        optin_due = session.scalar(
+            select(Message.due_at)
+            .where(
+                Message.lead_id == lead.id,
+                Message.purpose == Purpose.OPTIN,
+                Message.status.in_(
+                    (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING)
+                ),
+            )
+            .limit(1)
+        )
+        if optin_due is not None:
+            # CTIA: the opt-in confirmation is the first text a number receives.
+            return Defer(
+                max(optin_due, now) + OPTIN_FIRST_GAP,
+                "waiting for the opt-in confirmation to go first",
+            )
     return _timing(session, message, lead, policy=policy, clinic_zone=clinic_zone, now=now)
 
 
@@ -104,19 +124,20 @@ def _sms_never(
         return Skip(f"texts go only to numbers in {', '.join(policy.sms.countries)}")
     if lead.sms_unreachable_at is not None:
         return Skip("the number cannot receive texts (reported by the provider)")
-    if message.purpose is Purpose.OPTIN:
-        recent = session.scalar(
-            select(Message.id)
-            .where(
-                Message.lead_id == lead.id,
-                Message.purpose == Purpose.OPTIN,
-                Message.sent_at > now - policy.sms.optin_confirmation_every,
-                Message.id != message.id,
-            )
-            .limit(1)
+    if message.purpose is not Purpose.OPTIN:
+        return None
+    recent = session.scalar(
+        select(Message.id)
+        .where(
+            Message.lead_id == lead.id,
+            Message.purpose == Purpose.OPTIN,
+            Message.sent_at > now - policy.sms.optin_confirmation_every,
+            Message.id != message.id,
         )
-        if recent is not None:
-            return Skip("the opt-in confirmation was already sent to this number recently")
+        .limit(1)
+    )
+    if recent is not None:
+        return Skip("the opt-in confirmation was already sent to this number recently")
     return None
 
 

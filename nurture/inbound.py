@@ -16,7 +16,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nurture import alerts, audit, consent, content, keywords, pauses, windows
-from nurture.models import Channel, ConsentSource, InboundClass, InboundMessage, Lead, Purpose
+from nurture.models import (
+    Channel,
+    ConsentSource,
+    InboundClass,
+    InboundMessage,
+    Lead,
+    Message,
+    MessageStatus,
+    Purpose,
+)
 from nurture.rendering import describe_local_time
 from nurture.services import Services
 
@@ -59,17 +68,59 @@ def lead_for_number(session: Session, phone: str, *, now: datetime) -> Lead:
     return lead
 
 
-def _reply(services: Services, lead: Lead, template: str) -> str:
+@dataclass(frozen=True)
+class _Reply:
+    template: str
+    purpose: Purpose
+    text: str
+
+
+def _reply(
+    services: Services, lead: Lead, template: str, purpose: Purpose = Purpose.CARE
+) -> _Reply:
     context = content.context_for(
         lead,
         clinic=services.clinic,
         public_url=services.settings.public_url,
         secret=services.secret,
-        purpose=Purpose.CARE,
+        purpose=purpose,
     )
-    return content.render(
-        services.templates, services.renderer, Channel.SMS, template, context
-    ).text
+    rendered = content.render(services.templates, services.renderer, Channel.SMS, template, context)
+    return _Reply(template, purpose, rendered.text)
+
+
+def _record_replies(
+    session: Session, lead: Lead, inbound: InboundMessage, replies: list[_Reply], now: datetime
+) -> None:
+    """A TwiML reply is a text like any other: it joins the lead's history as a sent row (and an
+    opt-in confirmation sent this way counts as the one the number is owed)."""
+    for index, reply in enumerate(replies):
+        message = Message(
+            lead_id=lead.id,
+            step_key=f"reply-{inbound.classification.value}",
+            channel=Channel.SMS,
+            purpose=reply.purpose,
+            template_key=reply.template,
+            due_at=now,
+            status=MessageStatus.SENT,
+            status_at=now,
+            sent_at=now,
+            body=reply.text,
+            provider_id=f"twiml:{inbound.message_sid}",
+            attempts=1,
+            idempotency_key=f"reply:{inbound.message_sid}:{index}",
+            created_at=now,
+        )
+        session.add(message)
+        session.flush()
+        audit.record(
+            session,
+            actor=audit.SYSTEM,
+            action="reply.sent",
+            lead_id=lead.id,
+            message_id=message.id,
+            details={"inbound_id": inbound.id, "template": reply.template},
+        )
 
 
 def handle_inbound(
@@ -109,7 +160,7 @@ def handle_inbound(
         details={"inbound_id": inbound.id, "classification": reading.kind.value},
     )
 
-    replies: list[str] = []
+    replies: list[_Reply] = []
     # Twilio's Advanced Opt-Out already answered this keyword: a second answer is one too many.
     provider_answered = bool(opt_out_type)
     evidence = {"message_sid": sid, "body": body, "opt_out_type": opt_out_type}
@@ -150,7 +201,9 @@ def handle_inbound(
         restored = consent.restore_sms(session, lead.id, evidence=evidence, actor=ACTOR)
         if not provider_answered:
             replies.append(
-                _reply(services, lead, "optin-confirmation" if restored else "optin-not-found")
+                _reply(services, lead, "optin-confirmation", Purpose.OPTIN)
+                if restored
+                else _reply(services, lead, "optin-not-found")
             )
     elif reading.kind is InboundClass.HELP:
         if not provider_answered:
@@ -166,15 +219,10 @@ def handle_inbound(
             template="staff-reply-alert",
             pause_reason="replied by text; waiting for staff",
         )
-    for text in replies:
-        audit.record(
-            session,
-            actor=audit.SYSTEM,
-            action="reply.sent",
-            lead_id=lead.id,
-            details={"inbound_id": inbound.id, "body": text},
-        )
-    return InboundResult(replies=replies, inbound_id=inbound.id, classification=reading.kind)
+    _record_replies(session, lead, inbound, replies, now)
+    return InboundResult(
+        replies=[r.text for r in replies], inbound_id=inbound.id, classification=reading.kind
+    )
 
 
 def _needs_person(

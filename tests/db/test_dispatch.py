@@ -80,7 +80,7 @@ def test_a_send_task_delivered_twice_sends_once(services: Services, outbox: obje
         assert row.body == texts[0].body
 
 
-def test_consent_revoked_after_planning_skips_the_message(services: Services) -> None:
+def test_rule_8_a_stop_between_claim_and_send_stops_the_message(services: Services) -> None:
     lead_id = sign_up(services)
     with services.sessions() as session:
         claimed = dispatch.claim_due(session, now=clock.utcnow(), limit=10)
@@ -109,7 +109,7 @@ def test_consent_revoked_after_planning_skips_the_message(services: Services) ->
         assert sms.last_error == "no sms optin consent"
 
 
-def test_marketing_needs_marketing_consent_not_just_care(services: Services) -> None:
+def test_rule_2_marketing_needs_marketing_consent_not_just_care(services: Services) -> None:
     with freeze_time(START) as frozen:
         lead_id = sign_up(services, consent={"sms_care": True})
         claim_and_send_all(services)

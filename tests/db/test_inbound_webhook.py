@@ -106,7 +106,10 @@ def test_rule_7_stop_revokes_every_sms_purpose_cancels_texts_and_replies_once(
         assert not state.allows(Channel.SMS, Purpose.MARKETING)
         assert state.allows(Channel.EMAIL, Purpose.MARKETING)  # texts only
         rows = messages_of(session, lead_id)
-        assert [m.status for m in rows if m.channel is Channel.SMS] == [MessageStatus.CANCELLED]
+        assert [(m.step_key, m.status) for m in rows if m.channel is Channel.SMS] == [
+            ("optin-confirmation", MessageStatus.CANCELLED),
+            ("reply-opt_out", MessageStatus.SENT),  # the one confirmation, in their history
+        ]
         assert all(m.status is MessageStatus.SCHEDULED for m in rows if m.channel is Channel.EMAIL)
         inbound = session.scalars(select(InboundMessage)).one()
         assert inbound.classification is InboundClass.OPT_OUT
@@ -252,3 +255,33 @@ def test_a_signed_request_without_message_sid_is_a_clear_error(client: TestClien
     response = client.post("/webhooks/twilio/sms", data=params, headers=signed_headers(URL, params))
     assert response.status_code == 422
     assert "MessageSid" in response.text
+
+
+def test_the_crisis_alert_reaches_staff_by_email_at_any_hour(
+    client: TestClient, services: Services
+) -> None:
+    from freezegun import freeze_time
+
+    from tests.support import outbox_files
+    from tests.support.factories import claim_and_send_all
+
+    with freeze_time("2026-03-04 10:00:00"):  # 03:00 in Boise
+        sign_up(services, consent={"sms_care": True})
+        text(client, "I keep thinking about suicide")
+        claim_and_send_all(services)
+    mails = outbox_files.emails(services.settings.resolved_outbox_dir)
+    alert = next(m for m in mails if m["To"] == "oncall@ketamineidaho.example")
+    assert alert["Subject"] == "URGENT: crisis words in a text from Ana Rivera"
+    body = alert.get_body(preferencelist=("plain",))
+    assert body is not None
+    assert "I keep thinking about suicide" in body.get_content()
+    assert "/admin/leads/" in body.get_content()
+
+
+def test_replies_join_the_lead_s_history(client: TestClient, services: Services) -> None:
+    lead_id = sign_up(services)
+    text(client, "HELP")
+    with services.sessions() as session:
+        reply = next(m for m in messages_of(session, lead_id) if m.step_key == "reply-help")
+    assert reply.status is MessageStatus.SENT
+    assert reply.body and "Msg & data rates may apply" in reply.body

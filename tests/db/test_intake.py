@@ -40,7 +40,7 @@ def test_signup_stores_a_normalised_lead_and_plans_the_sequence(services: Servic
         assert all(row.due_at.tzinfo is not None for row in rows)
 
 
-def test_consent_is_recorded_with_its_evidence(services: Services) -> None:
+def test_rule_1_consent_is_recorded_with_its_evidence(services: Services) -> None:
     lead_id = sign_up(services, consent={"sms_marketing": True})
     with services.sessions() as session:
         state = consent.current(session, lead_id)

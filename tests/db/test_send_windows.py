@@ -201,3 +201,36 @@ def test_texts_only_go_to_allowed_countries(services: Services) -> None:
     sms = rows(services, lead_id)["optin-confirmation"]
     assert sms.status is MessageStatus.SKIPPED
     assert sms.last_error == "texts go only to numbers in US, CA"
+
+
+def test_rule_3_the_optin_confirmation_is_the_first_text(services: Services) -> None:
+    with freeze_time("2026-03-04 09:00:00") as frozen:  # 02:00 MST: the opt-in waits for 08:00
+        lead_id = sign_up(services)
+        now = clock.utcnow()
+        with services.sessions.begin() as session:  # a care text due right now (a reminder, say)
+            session.add(
+                Message(
+                    lead_id=lead_id,
+                    step_key="reminder",
+                    channel=Channel.SMS,
+                    purpose=Purpose.CARE,
+                    template_key="help-reply",
+                    due_at=now,
+                    status=MessageStatus.SCHEDULED,
+                    status_at=now,
+                    idempotency_key=f"test:{lead_id}:reminder",
+                    created_at=now,
+                )
+            )
+        claim_and_send_all(services)
+        reminder = rows(services, lead_id)["reminder"]
+        assert reminder.status is MessageStatus.SCHEDULED
+        assert reminder.last_error == "waiting for the opt-in confirmation to go first"
+        frozen.move_to("2026-03-04 15:00:00")
+        claim_and_send_all(services)
+        frozen.move_to("2026-03-04 15:01:00")
+        claim_and_send_all(services)
+    texts = outbox_files.texts(services.settings.resolved_outbox_dir)
+    assert [t.body.split(":")[0] for t in texts] == ["KI Idaho", "KI Idaho"]
+    assert "signed up for recurring texts" in texts[0].body
+    assert "Help:" in texts[1].body

@@ -188,3 +188,31 @@ def test_every_shipped_template_renders() -> None:
         assert email.subject
         assert ("staff of Test Clinic" if staff else "Ana") in email.text
         assert ("988 (Suicide" in email.text) is not staff  # the lead's footer, not staff's
+
+
+def test_rule_16_every_shipped_text_is_gsm7_and_at_most_two_segments() -> None:
+    from nurture.sms_encoding import measure
+
+    renderer = Renderer()
+    for path in sorted((REPO / "templates/sms").glob("*.txt.j2")):
+        shape = measure(
+            renderer.render_sms(path.read_text(), context(first_name="Maximiliana"), name=path.name)
+        )
+        assert shape.encoding == "GSM-7", (path.name, shape.non_gsm_characters)
+        assert shape.segments <= 2, (path.name, shape.units)
+
+
+def test_rule_15_no_text_names_the_drug_a_diagnosis_or_a_price() -> None:
+    renderer = Renderer()
+    for path in sorted((REPO / "templates/sms").glob("*.txt.j2")):
+        body = renderer.render_sms(path.read_text(), context(), name=path.name).lower()
+        for word in (
+            "ketamine",
+            "spravato",
+            "esketamine",
+            "depression",
+            "$",
+            "price",
+            "free infusion",
+        ):
+            assert word not in body, (path.name, word)
