@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from datetime import datetime
+from pathlib import Path
 
 import click
 from pydantic import ValidationError
@@ -152,6 +154,55 @@ def sequences_validate() -> None:
         services.close()
 
 
+@sequences.command("simulate")
+@click.argument("key")
+@click.option(
+    "--lead", "lead_file", type=click.Path(path_type=Path), help="lead.yaml (any field of a lead)"
+)
+@click.option("--start", help="when the sequence starts (ISO 8601 with offset); default now")
+@click.option(
+    "--consult-at", "consult_at", help="the consult time for reminder steps (ISO 8601 with offset)"
+)
+def sequences_simulate(
+    key: str, lead_file: Path | None, start: str | None, consult_at: str | None
+) -> None:
+    """Print the timeline KEY would give a lead: sends nothing, stores nothing."""
+    from nurture import clock
+    from nurture.simulation import format_timeline, load_sample_lead, simulate
+
+    def instant(name: str, value: str | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise UsageProblem(
+                f"{name}: {value!r} is not ISO 8601, e.g. 2026-03-03T09:00:00-07:00"
+            ) from None
+        if parsed.tzinfo is None:
+            raise UsageProblem(f"{name}: give an offset, e.g. {value}-07:00")
+        return parsed
+
+    services = services_or_exit(settings_or_exit())
+    try:
+        sequence = services.catalog.by_key.get(key)
+        if sequence is None:
+            known = ", ".join(sorted(services.catalog.by_key))
+            raise UsageProblem(f"no sequence {key!r}; known: {known}")
+        try:
+            sample = load_sample_lead(lead_file)
+        except ConfigError as error:
+            raise UsageProblem(f"lead file:\n{error}") from None
+        begin = instant("--start", start) or clock.utcnow()
+        consult = instant("--consult-at", consult_at)
+        entries = simulate(sequence, sample, start=begin, consult_at=consult, services=services)
+        click.echo(
+            format_timeline(sequence, sample, entries, start=begin, consult_at=consult), nl=False
+        )
+    finally:
+        services.close()
+
+
 @cli.group()
 def consent() -> None:
     """The consent ledger."""
@@ -164,7 +215,8 @@ def consent() -> None:
 )
 def consent_export(lead: str, fmt: str) -> None:
     """Print every consent event of LEAD (its id, e-mail or phone), for an audit or a dispute."""
-    from nurture.consent_export import export, find_lead
+    from nurture.consent_export import export
+    from nurture.leads import find_lead
 
     settings = settings_or_exit()
     services = services_or_exit(settings)
@@ -176,6 +228,64 @@ def consent_export(lead: str, fmt: str) -> None:
             click.echo(export(session, found, fmt), nl=False)
     finally:
         services.close()
+
+
+@cli.group()
+def leads() -> None:
+    """Leads: lifecycle events for staff without the API."""
+
+
+@leads.command("event")
+@click.argument("lead")
+@click.argument("event_type", metavar="TYPE")
+@click.option(
+    "--at", "at", default=None, help="consult time, ISO 8601 with offset (booked, rescheduled)"
+)
+def leads_event(lead: str, event_type: str, at: str | None) -> None:
+    """Record a lifecycle event (consult_booked, consult_rescheduled, consult_cancelled,
+    consult_completed, no_show) for LEAD (its id, e-mail or phone)."""
+    from nurture import clock
+    from nurture.leads import find_lead
+    from nurture.lifecycle import EventError, apply_event, parse_event_type
+
+    try:
+        event = parse_event_type(event_type)
+        consult_at = datetime.fromisoformat(at) if at else None
+    except EventError as error:
+        raise UsageProblem(str(error)) from None
+    except ValueError:
+        raise UsageProblem(
+            f"--at: {at!r} is not ISO 8601, e.g. 2026-03-03T14:30:00-07:00"
+        ) from None
+    services = services_or_exit(settings_or_exit())
+    try:
+        with services.sessions.begin() as session:
+            found = find_lead(session, lead)
+            if found is None:
+                raise UsageProblem(f"no lead matches {lead!r} (give its id, e-mail or phone)")
+            result = apply_event(
+                session,
+                found,
+                event,
+                consult_at=consult_at,
+                catalog=services.catalog,
+                clinic_zone=services.clinic.zone,
+                now=clock.utcnow(),
+                actor="cli",
+            )
+    except EventError as error:
+        raise UsageProblem(str(error)) from None
+    finally:
+        services.close()
+    when = result.consult_at.isoformat() if result.consult_at else "none"
+    click.echo(
+        f"lead {result.lead_id}: stage {result.stage.value}, consult {when}"
+        + ("" if result.changed else " (nothing changed: the same event was already recorded)")
+    )
+    for key in result.exited:
+        click.echo(f"  exited {key}")
+    for key in result.enrolled:
+        click.echo(f"  enrolled in {key}")
 
 
 def main() -> None:

@@ -5,32 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nurture.leads import normalize_email, normalize_phone
+from nurture.leads import find_lead
 from nurture.models import ConsentEvent, Lead
 
+__all__ = ["export", "find_lead"]
+
 FIELDS = ["occurred_at", "channel", "purpose", "action", "source", "evidence"]
-
-
-def find_lead(session: Session, reference: str) -> Lead | None:
-    """A lead by id, e-mail address or phone number (any common way of writing them)."""
-    try:
-        return session.get(Lead, uuid.UUID(reference))
-    except ValueError:
-        pass
-    for normalize, column in ((normalize_email, Lead.email), (normalize_phone, Lead.phone)):
-        try:
-            value = normalize(reference)
-        except ValueError:
-            continue
-        found = session.scalars(select(Lead).where(column == value)).one_or_none()
-        if found is not None:
-            return found
-    return None
 
 
 def export(session: Session, lead: Lead, fmt: str) -> str:

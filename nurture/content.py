@@ -71,7 +71,9 @@ def context_for(
             attributes=dict(lead.attributes or {}),
         ),
         clinic=clinic_view(clinic),
-        consult=consult_view(lead.consult_at, zone),
+        consult=consult_view(
+            lead.consult_at, zone, confirmed=lead.consult_confirmed_at is not None
+        ),
         links=Links(unsubscribe=unsubscribe, preferences=unsubscribe, book=str(clinic.booking_url)),
         marketing=purpose is Purpose.MARKETING,
         audience="staff" if purpose is Purpose.ALERT else "lead",

@@ -149,7 +149,13 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
     lead = session.get_one(Lead, message.lead_id)
 
     verdict = gates.check(
-        session, message, lead, policy=services.policy, clinic_zone=services.clinic.zone, now=now
+        session,
+        message,
+        lead,
+        policy=services.policy,
+        clinic_zone=services.clinic.zone,
+        now=now,
+        catalog=services.catalog,
     )
     if isinstance(verdict, gates.Skip):
         _settle(session, message, MessageStatus.SKIPPED, now=now, reason=verdict.reason)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nurture import consent, pauses, windows
+from nurture import conditions, consent, pauses, windows
 from nurture.models import (
     Channel,
     Enrollment,
@@ -25,7 +26,8 @@ from nurture.models import (
     Purpose,
 )
 from nurture.policy import Policy
-from nurture.rendering import describe_local_time
+from nurture.rendering import LeadView, consult_view, describe_local_time
+from nurture.sequences import Catalog, Step
 
 # How long a row held by a kill switch waits before it is looked at again.
 PAUSE_RECHECK = timedelta(minutes=5)
@@ -60,12 +62,15 @@ def check(
     policy: Policy,
     clinic_zone: ZoneInfo,
     now: datetime,
+    catalog: Catalog | None = None,
 ) -> Verdict:
     """Whether the message may go now, must wait, or must never go."""
     if message.purpose is Purpose.ALERT:
         # Staff alerts about a crisis go at once: no consent (they are not to the lead), no pause.
         return Proceed() if message.recipient else Skip("an alert without a recipient")
-    verdict = _never(session, message, lead, policy=policy, now=now)
+    verdict = _never(session, message, lead, policy=policy, now=now) or _step_rules(
+        message, lead, catalog=catalog, clinic_zone=clinic_zone
+    )
     if verdict is not None:
         return verdict
     pause = pauses.matching(pauses.active(session), message)
@@ -92,6 +97,48 @@ def check(
     return _timing(session, message, lead, policy=policy, clinic_zone=clinic_zone, now=now)
 
 
+def _step_rules(
+    message: Message, lead: Lead, *, catalog: Catalog | None, clinic_zone: ZoneInfo
+) -> Skip | None:
+    """The step's own rules, read from its definition now (a fixed condition applies at once)."""
+    if catalog is None or message.sequence_key is None:
+        return None
+    step = catalog.step(message.sequence_key, message.step_key)
+    return step_verdict(step, lead, clinic_zone) if step is not None else None
+
+
+def step_verdict(step: Step, lead: Lead, clinic_zone: ZoneInfo) -> Skip | None:
+    """Skip when the step asks for a confirmation already given, or its ``when:`` is false."""
+    if step.confirm_request and lead.consult_confirmed_at is not None:
+        return Skip("the consult is already confirmed")
+    if step.when is not None:
+        try:
+            met = conditions.evaluate(step.when, condition_variables(lead, clinic_zone))
+        except conditions.ConditionError as error:
+            return Skip(str(error))
+        if not met:
+            return Skip(f"condition not met: {step.when}")
+    return None
+
+
+def condition_variables(lead: Lead, clinic_zone: ZoneInfo) -> dict[str, Any]:
+    """What a ``when:`` expression sees: the lead and their consult, as plain values."""
+    zone = windows.lead_zone(lead.timezone, clinic_zone, lead.postal_code, lead.phone)
+    return {
+        "lead": LeadView(
+            first_name=lead.first_name,
+            last_name=lead.last_name,
+            email=lead.email,
+            phone=lead.phone,
+            stage=lead.stage.value,
+            attributes=dict(lead.attributes or {}),
+        ),
+        "consult": consult_view(
+            lead.consult_at, zone, confirmed=lead.consult_confirmed_at is not None
+        ),
+    }
+
+
 def _never(
     session: Session, message: Message, lead: Lead, *, policy: Policy, now: datetime
 ) -> Skip | None:
@@ -99,7 +146,7 @@ def _never(
         return Skip("the lead has no e-mail address")
     if message.channel is Channel.SMS and not lead.phone:
         return Skip("the lead has no phone number")
-    if message.not_after is not None and now > message.not_after:
+    if message.not_after is not None and now >= message.not_after:
         return Skip("past its not_after time")
     if message.enrollment_id is not None:
         enrollment = session.get(Enrollment, message.enrollment_id)
@@ -150,36 +197,62 @@ def _timing(
     clinic_zone: ZoneInfo,
     now: datetime,
 ) -> Verdict:
+    schedule = schedule_for_lead(policy, lead, message.channel, message.purpose)
+    sent: list[datetime] = []
+    if schedule.cap_per_24h is not None:
+        sent = [
+            t
+            for t in session.scalars(
+                select(Message.sent_at).where(
+                    Message.lead_id == lead.id,
+                    Message.channel == message.channel,
+                    Message.purpose == message.purpose,
+                    Message.sent_at > now - timedelta(hours=24),
+                    Message.status.in_(
+                        (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
+                    ),
+                )
+            )
+            if t is not None
+        ]
     zones = windows.resolve_zones(lead.timezone, lead.postal_code, lead.phone, clinic_zone)
+    return timing(
+        now, schedule=schedule, zones=zones, recent_sends=sent, not_after=message.not_after
+    )
+
+
+def schedule_for_lead(
+    policy: Policy, lead: Lead, channel: Channel, purpose: Purpose
+) -> windows.Schedule:
     states = (
         windows.resolve_states(lead.state, lead.postal_code, lead.phone)
-        if message.channel is Channel.SMS
+        if channel is Channel.SMS
         else frozenset()
     )
-    schedule = windows.schedule_for(policy, message.channel.value, message.purpose.value, states)
+    return windows.schedule_for(policy, channel.value, purpose.value, states)
+
+
+def timing(
+    now: datetime,
+    *,
+    schedule: windows.Schedule,
+    zones: tuple[ZoneInfo, ...],
+    recent_sends: list[datetime],
+    not_after: datetime | None,
+) -> Verdict:
+    """Quiet hours and caps (pure): go now, wait until the next allowed instant, or never.
+
+    The simulator calls this same function with its virtual clock."""
     earliest = now
     why = "outside the allowed hours"
-    if schedule.cap_per_24h is not None:
-        sent = session.scalars(
-            select(Message.sent_at).where(
-                Message.lead_id == lead.id,
-                Message.channel == message.channel,
-                Message.purpose == message.purpose,
-                Message.sent_at > now - timedelta(hours=24),
-                Message.status.in_(
-                    (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
-                ),
-            )
-        ).all()
-        release = windows.cap_release([t for t in sent if t is not None], schedule.cap_per_24h, now)
-        if release is not None:
-            earliest, why = release, f"at most {schedule.cap_per_24h} per 24 hours"
+    release = windows.cap_release(recent_sends, schedule.cap_per_24h, now)
+    if release is not None:
+        earliest, why = release, f"at most {schedule.cap_per_24h} per 24 hours"
     allowed = windows.next_allowed(earliest, schedule, zones)
     if allowed is None:
         return Skip("no allowed sending time in the next three weeks")
+    if not_after is not None and allowed >= not_after:
+        return Skip(f"{why}, and the next allowed time is not before its not_after time")
     if allowed == now:
         return Proceed()
-    if message.not_after is not None and allowed > message.not_after:
-        return Skip(f"{why}, and the next allowed time is after its not_after time")
-    local = describe_local_time(allowed, zones[0])
-    return Defer(allowed, f"{why}; moved to {local}")
+    return Defer(allowed, f"{why}; moved to {describe_local_time(allowed, zones[0])}")

@@ -15,13 +15,14 @@ import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nurture import alerts, audit, consent, content, keywords, pauses, windows
+from nurture import alerts, audit, consent, content, keywords, pauses, planner, windows
 from nurture.models import (
     Channel,
     ConsentSource,
     InboundClass,
     InboundMessage,
     Lead,
+    LeadStage,
     Message,
     MessageStatus,
     Purpose,
@@ -208,6 +209,17 @@ def handle_inbound(
     elif reading.kind is InboundClass.HELP:
         if not provider_answered:
             replies.append(_reply(services, lead, "help-reply"))
+    elif reading.kind is InboundClass.CONFIRM and _has_upcoming_consult(lead, now):
+        lead.consult_confirmed_at = now
+        planner.skip_confirm_requests(session, lead, catalog=services.catalog, now=now)
+        audit.record(
+            session,
+            actor=ACTOR,
+            action="consult.confirmed",
+            lead_id=lead.id,
+            details={"consult_at": lead.consult_at.isoformat() if lead.consult_at else None},
+        )
+        replies.append(_reply(services, lead, "confirm-reply"))
     elif reading.kind in {InboundClass.OTHER, InboundClass.CONFIRM} and not reading.crisis:
         _needs_person(
             session,
@@ -223,6 +235,10 @@ def handle_inbound(
     return InboundResult(
         replies=[r.text for r in replies], inbound_id=inbound.id, classification=reading.kind
     )
+
+
+def _has_upcoming_consult(lead: Lead, now: datetime) -> bool:
+    return lead.stage is LeadStage.BOOKED and lead.consult_at is not None and lead.consult_at > now
 
 
 def _needs_person(

@@ -230,6 +230,23 @@ class SignupResult:
     created: bool
 
 
+def find_lead(session: Session, reference: str) -> Lead | None:
+    """A lead by id, e-mail address or phone number (any common way of writing them)."""
+    try:
+        return session.get(Lead, uuid.UUID(reference))
+    except ValueError:
+        pass
+    for normalize, column in ((normalize_email, Lead.email), (normalize_phone, Lead.phone)):
+        try:
+            value = normalize(reference)
+        except ValueError:
+            continue
+        found = session.scalars(select(Lead).where(column == value)).one_or_none()
+        if found is not None:
+            return found
+    return None
+
+
 def find_existing(session: Session, email: str | None, phone: str | None) -> list[Lead]:
     conditions = []
     if email:

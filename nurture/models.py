@@ -120,6 +120,8 @@ class Lead(Base):
     sms_unreachable_at: Mapped[datetime | None]
     # Bumped whenever consult_at changes; rows planned from an older value can never be sent.
     consult_version: Mapped[int] = mapped_column(default=0)
+    # The lead confirmed this consult (replied C); cleared when the consult moves.
+    consult_confirmed_at: Mapped[datetime | None]
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=clock.utcnow, onupdate=clock.utcnow)
@@ -311,3 +313,20 @@ class Pause(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
     ended_at: Mapped[datetime | None]
     ended_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class LeadEvent(Base):
+    """A lifecycle event as it arrived (booked, rescheduled, cancelled, completed, no-show)."""
+
+    __tablename__ = "lead_events"
+    __table_args__ = (Index(None, "lead_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    lead_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leads.id", ondelete="RESTRICT"))
+    type: Mapped[str] = mapped_column(String(32))
+    consult_at: Mapped[datetime | None]
+    # The sender's own id for the event, when it gives one: a second delivery is recognised.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    changed: Mapped[bool] = mapped_column(default=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    occurred_at: Mapped[datetime] = mapped_column(default=clock.utcnow)

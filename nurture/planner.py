@@ -6,10 +6,11 @@ the lead; the database is the schedule and Celery only ever carries work that is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from nurture import audit, windows
@@ -79,8 +80,16 @@ def enroll(
     now: datetime,
     actor: str,
 ) -> Enrollment | None:
-    """Enrol the lead and plan its rows; None if it is already enrolled (never twice)."""
+    """Enrol the lead and plan its rows; None if it is enrolled already, or was and may not
+    enter again (``reenter``), or its cool-down has not passed."""
     if active_enrollment(session, lead, sequence.key) is not None:
+        return None
+    last_ended = session.scalar(
+        select(func.max(Enrollment.ended_at)).where(
+            Enrollment.lead_id == lead.id, Enrollment.sequence_key == sequence.key
+        )
+    )
+    if last_ended is not None and (not sequence.reenter or now < last_ended + sequence.cooldown):
         return None
     enrollment = Enrollment(
         lead_id=lead.id,
@@ -103,6 +112,42 @@ def enroll(
     return enrollment
 
 
+@dataclass(frozen=True)
+class PlannedRow:
+    """When a step is due for a lead, or why it will not be sent (pure; no database)."""
+
+    due_at: datetime
+    not_after: datetime | None
+    anchor_version: int
+    skipped_reason: str | None
+
+
+def plan_row(
+    lead: Lead, step: Step, *, enrolled_at: datetime, clinic_zone: ZoneInfo, now: datetime
+) -> PlannedRow | None:
+    """The plan for one step; None while its anchor is unknown (planned when it appears).
+
+    The simulator calls this same function, so what marketing previews is what is planned.
+    """
+    if step.anchor is Anchor.CONSULT_AT:
+        anchor_at, anchor_version = lead.consult_at, lead.consult_version
+    else:
+        anchor_at, anchor_version = enrolled_at, 0
+    if anchor_at is None:
+        return None
+    zone = windows.lead_zone(lead.timezone, clinic_zone, lead.postal_code, lead.phone)
+    due_at = due_instant(anchor_at, step, zone)
+    not_after = lead.consult_at if step.not_after == "consult_at" else None
+    reason = None
+    # A step whose moment has passed is recorded as skipped, never sent late in a burst.
+    # A minute of grace keeps "send now" steps (offset 0s) from tripping over the clock.
+    if due_at < now - timedelta(minutes=1):
+        reason = "its time had passed when it was planned"
+    elif not_after is not None and due_at >= not_after:
+        reason = "it would arrive after the consult"
+    return PlannedRow(due_at, not_after, anchor_version, reason)
+
+
 def plan_step(
     session: Session,
     lead: Lead,
@@ -114,15 +159,11 @@ def plan_step(
     now: datetime,
 ) -> Message | None:
     """Write the row for one step, or nothing while its anchor is unknown."""
-    if step.anchor is Anchor.CONSULT_AT:
-        anchor_at, anchor_version = lead.consult_at, lead.consult_version
-    else:
-        anchor_at, anchor_version = enrollment.enrolled_at, 0
-    if anchor_at is None:
-        return None  # planned when the anchor appears
-    zone = windows.lead_zone(lead.timezone, clinic_zone, lead.postal_code, lead.phone)
-    due_at = due_instant(anchor_at, step, zone)
-    not_after = lead.consult_at if step.not_after == "consult_at" else None
+    planned = plan_row(
+        lead, step, enrolled_at=enrollment.enrolled_at, clinic_zone=clinic_zone, now=now
+    )
+    if planned is None:
+        return None
     message = Message(
         enrollment_id=enrollment.id,
         lead_id=lead.id,
@@ -132,21 +173,145 @@ def plan_step(
         purpose=step.purpose,
         template_key=step.template,
         anchor=step.anchor.value,
-        anchor_version=anchor_version,
-        due_at=due_at,
-        not_after=not_after,
-        status=MessageStatus.SCHEDULED,
+        anchor_version=planned.anchor_version,
+        due_at=planned.due_at,
+        not_after=planned.not_after,
+        status=MessageStatus.SKIPPED if planned.skipped_reason else MessageStatus.SCHEDULED,
+        last_error=planned.skipped_reason,
         status_at=now,
-        idempotency_key=idempotency_key(enrollment.id, step.key, anchor_version),
+        idempotency_key=idempotency_key(enrollment.id, step.key, planned.anchor_version),
         created_at=now,
     )
-    # A step whose moment has passed is recorded as skipped, never sent late in a burst.
-    # A minute of grace keeps "send now" steps (offset 0s) from tripping over the clock.
-    if due_at < now - timedelta(minutes=1):
-        message.status = MessageStatus.SKIPPED
-        message.last_error = "its time had passed when it was planned"
     session.add(message)
     return message
+
+
+def replan_consult(
+    session: Session,
+    lead: Lead,
+    *,
+    catalog: Catalog,
+    clinic_zone: ZoneInfo,
+    now: datetime,
+    actor: str,
+) -> None:
+    """The consult moved (or appeared, or was cancelled): in this one transaction, cancel every
+    pending row planned from an older consult time and plan the steps anchored on the new one.
+
+    Rows are never edited in place: the old row is cancelled and a new one, whose idempotency key
+    carries the new anchor version, takes its place, so an old reminder can never go out."""
+    replanned = 0
+    for enrollment in session.scalars(
+        select(Enrollment).where(
+            Enrollment.lead_id == lead.id, Enrollment.status == EnrollmentStatus.ACTIVE
+        )
+    ):
+        sequence = catalog.by_key.get(enrollment.sequence_key)
+        if sequence is None:
+            continue
+        session.execute(
+            update(Message)
+            .where(
+                Message.enrollment_id == enrollment.id,
+                Message.anchor == Anchor.CONSULT_AT.value,
+                Message.anchor_version != lead.consult_version,
+                Message.status.in_(PENDING_STATUSES),
+            )
+            .values(
+                status=MessageStatus.CANCELLED,
+                status_at=now,
+                last_error="the consult moved; re-planned",
+            )
+            .execution_options(synchronize_session=False)
+        )
+        # Rows anchored on the enrolment that must not outlive the consult follow it too.
+        session.execute(
+            update(Message)
+            .where(
+                Message.enrollment_id == enrollment.id,
+                Message.anchor != Anchor.CONSULT_AT.value,
+                Message.not_after.is_not(None),
+                Message.status == MessageStatus.SCHEDULED,
+            )
+            .values(not_after=lead.consult_at)
+            .execution_options(synchronize_session=False)
+        )
+        for step in sequence.steps:
+            if step.anchor is not Anchor.CONSULT_AT or lead.consult_at is None:
+                continue
+            key = idempotency_key(enrollment.id, step.key, lead.consult_version)
+            if session.scalar(select(Message.id).where(Message.idempotency_key == key)) is not None:
+                continue  # already planned for this consult time
+            if plan_step(
+                session, lead, enrollment, sequence, step, clinic_zone=clinic_zone, now=now
+            ):
+                replanned += 1
+    if replanned:
+        audit.record(
+            session,
+            actor=actor,
+            action="enrollment.replanned",
+            lead_id=lead.id,
+            details={"consult_version": lead.consult_version, "rows": replanned},
+        )
+
+
+def skip_confirm_requests(session: Session, lead: Lead, *, catalog: Catalog, now: datetime) -> int:
+    """The lead confirmed: the steps that would ask them to confirm are no longer needed."""
+    steps = [
+        (sequence.key, step.key)
+        for sequence in catalog.by_key.values()
+        for step in sequence.steps
+        if step.confirm_request
+    ]
+    skipped = 0
+    for sequence_key, step_key in steps:
+        result = session.execute(
+            update(Message)
+            .where(
+                Message.lead_id == lead.id,
+                Message.sequence_key == sequence_key,
+                Message.step_key == step_key,
+                Message.status.in_(PENDING_STATUSES),
+            )
+            .values(
+                status=MessageStatus.SKIPPED,
+                status_at=now,
+                last_error="the consult is already confirmed",
+            )
+            .execution_options(synchronize_session=False)
+        )
+        skipped += int(result.rowcount)  # type: ignore[attr-defined]
+    return skipped
+
+
+def complete_finished(session: Session, *, catalog: Catalog, now: datetime) -> int:
+    """Mark enrolments with nothing left to send as completed.
+
+    Sequences anchored on the consult stay active until an exit event: a reschedule after the
+    last reminder must still find them."""
+    keys = [
+        sequence.key
+        for sequence in catalog.by_key.values()
+        if all(step.anchor is Anchor.ENROLLED_AT for step in sequence.steps)
+    ]
+    if not keys:
+        return 0
+    pending = select(Message.id).where(
+        Message.enrollment_id == Enrollment.id,
+        Message.status.in_((*PENDING_STATUSES, MessageStatus.SENDING)),
+    )
+    result = session.execute(
+        update(Enrollment)
+        .where(
+            Enrollment.status == EnrollmentStatus.ACTIVE,
+            Enrollment.sequence_key.in_(keys),
+            ~pending.exists(),
+        )
+        .values(status=EnrollmentStatus.COMPLETED, ended_at=now, exit_reason="all steps done")
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def exit_enrollment(

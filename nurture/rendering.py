@@ -56,6 +56,7 @@ class ClinicView:
 class ConsultView:
     at: datetime | None  # aware, in the lead's zone
     when: str | None  # "Tue, Mar 3 at 2:30 PM MST"
+    confirmed: bool = False  # the lead replied C (or confirmed otherwise)
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,16 @@ def describe_local_time(instant: datetime, zone: ZoneInfo) -> str:
     )
 
 
-def consult_view(consult_at: datetime | None, zone: ZoneInfo) -> ConsultView:
+def consult_view(
+    consult_at: datetime | None, zone: ZoneInfo, *, confirmed: bool = False
+) -> ConsultView:
     if consult_at is None:
         return ConsultView(at=None, when=None)
-    return ConsultView(at=consult_at.astimezone(zone), when=describe_local_time(consult_at, zone))
+    return ConsultView(
+        at=consult_at.astimezone(zone),
+        when=describe_local_time(consult_at, zone),
+        confirmed=confirmed,
+    )
 
 
 class _CompiledCache:

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from nurture.conditions import compile_condition
 from nurture.durations import parse_duration
 from nurture.models import Channel, Purpose
 from nurture.yamlconf import ConfigError, ConfigProblem, YamlDocument, read_yaml, validate
@@ -75,6 +76,15 @@ class Step(BaseModel):
     at: LocalTime | None = None
     not_after: Literal["consult_at"] | None = None
     when: str | None = None
+    # A step that asks the lead to confirm: skipped once they have (replied C).
+    confirm_request: bool = False
+
+    @field_validator("when")
+    @classmethod
+    def _condition_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            compile_condition(value)  # ConditionError is a ValueError: reported with the line
+        return value
 
     @model_validator(mode="after")
     def _optin_is_a_text(self) -> Step:
@@ -91,6 +101,9 @@ class Sequence(BaseModel):
     version: int = Field(ge=1)
     trigger: LifecycleEvent
     exit_on: list[LifecycleEvent] = Field(default_factory=list)
+    # After an enrolment ends, may the lead enter again (after the cool-down)?
+    reenter: bool = False
+    cooldown: Duration = timedelta(0)
     steps: list[Step] = Field(min_length=1)
 
     @field_validator("steps")
@@ -123,6 +136,26 @@ class Catalog:
         return next((step for step in sequence.steps if step.key == step_key), None)
 
 
+def _name_steps(problems: list[ConfigProblem], path: Path) -> list[ConfigProblem]:
+    """'steps[2].offset: …' → "steps[2] (booking-nudge).offset: …": people know steps by key."""
+    try:
+        data = read_yaml(path).data
+        keys = [
+            step.get("key") if isinstance(step, dict) else None for step in data.get("steps", [])
+        ]
+    except (ConfigError, AttributeError):
+        return problems
+    named = []
+    for problem in problems:
+        reason = problem.reason
+        for index, key in enumerate(keys):
+            if key and reason.startswith(f"steps[{index}]"):
+                reason = f"steps[{index}] ({key})" + reason.removeprefix(f"steps[{index}]")
+                break
+        named.append(ConfigProblem(problem.path, problem.line, reason))
+    return named
+
+
 def load_catalog(
     directory: Path, *, templates: Collection[tuple[Channel, str]] | None = None
 ) -> Catalog:
@@ -140,7 +173,7 @@ def load_catalog(
             document = read_yaml(path)
             sequence = validate(document, Sequence)
         except ConfigError as error:
-            problems.extend(error.problems)
+            problems.extend(_name_steps(error.problems, path))
             continue
         if sequence.key in loaded:
             other = loaded[sequence.key][0].path
@@ -150,13 +183,11 @@ def load_catalog(
         if templates is not None:
             for index, step in enumerate(sequence.steps):
                 if (step.channel, step.template) not in templates:
-                    problems.append(
-                        document.problem(
-                            ("steps", index, "template"),
-                            f"no {step.channel.value} template {step.template!r} "
-                            f"(step {step.key!r})",
-                        )
+                    problem = document.problem(
+                        ("steps", index, "template"),
+                        f"no {step.channel.value} template {step.template!r}",
                     )
+                    problems.extend(_name_steps([problem], path))
     if problems:
         raise ConfigError(problems)
     return Catalog([sequence for _, sequence in loaded.values()])

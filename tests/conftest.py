@@ -146,15 +146,27 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 SettingsFactory = Callable[..., Settings]
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def basic_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped configuration with one small fixed sequence instead of the clinic's program,
+    so tests of the mechanics do not change whenever marketing changes the program."""
+    config = tmp_path_factory.mktemp("config") / "config"
+    shutil.copytree(REPO / "config", config)
+    shutil.rmtree(config / "sequences")
+    shutil.copytree(FIXTURES / "sequences", config / "sequences")
+    return config
 
 
 @pytest.fixture
-def make_settings(database_url: str, tmp_path: Path) -> SettingsFactory:
+def make_settings(database_url: str, tmp_path: Path, basic_config_dir: Path) -> SettingsFactory:
     def factory(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "database_url": database_url,
             "var_dir": tmp_path / "var",
-            "config_dir": REPO / "config",
+            "config_dir": basic_config_dir,
             "templates_dir": REPO / "templates",
             "public_url": "https://nurture.test",
             "secret_key": TEST_SECRET,

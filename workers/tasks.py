@@ -9,7 +9,7 @@ from functools import cache
 from celery import Task
 from sqlalchemy import text
 
-from nurture import clock, dispatch
+from nurture import clock, dispatch, planner
 from nurture.db import session_scope
 from nurture.dispatch import Claimed
 from nurture.logs import configure_logging
@@ -74,6 +74,7 @@ def reap_stale() -> None:
             stale_queued=timedelta(seconds=settings.stale_queued_after),
             stale_sending=timedelta(seconds=settings.stale_sending_after),
         )
+        planner.complete_finished(session, catalog=services().catalog, now=clock.utcnow())
     publish_sends(reaped.requeued)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -13,8 +14,9 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from nurture import consent
+from nurture import clock, consent
 from nurture.leads import FieldProblem, InvalidSignupError, is_bot, parse_signup, submit_signup
+from nurture.lifecycle import EventError, EventResult, apply_event, parse_event_type
 from nurture.models import ConsentSource, Lead, Message
 from nurture.ratelimit import Limited
 from nurture.web.deps import ServicesDep, SessionDep, evidence_from, require_api_key
@@ -27,10 +29,10 @@ TRUE_WORDS = {"on", "true", "1", "yes"}
 SOURCE_FIELDS = ("page_url", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
 
-def problems_response(problems: list[FieldProblem]) -> JSONResponse:
+def problems_response(problems: list[FieldProblem], *, what: str = "sign-up") -> JSONResponse:
     return JSONResponse(
         {
-            "detail": "the sign-up has problems; nothing was stored",
+            "detail": f"the {what} has problems; nothing was stored",
             "errors": [{"field": p.field, "message": p.message} for p in problems],
         },
         status_code=422,
@@ -141,3 +143,76 @@ def get_lead(lead_id: uuid.UUID, session: SessionDep) -> dict[str, Any]:
             for message in messages
         ],
     }
+
+
+def _parse_instant(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise EventError("consult_at", "write it as ISO 8601 text, e.g. 2026-03-03T14:30:00-07:00")
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise EventError(
+            "consult_at", f"{value!r} is not ISO 8601, e.g. 2026-03-03T14:30:00-07:00"
+        ) from None
+
+
+@router.post("/leads/{lead_id}/events", dependencies=[Depends(require_api_key)])
+async def post_event(lead_id: uuid.UUID, request: Request, services: ServicesDep) -> JSONResponse:
+    """A lifecycle event from the clinic's systems (booked, rescheduled, cancelled, ...)."""
+    try:
+        body = json.loads(await request.body() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return problems_response([FieldProblem("body", f"not valid JSON: {error}")], what="event")
+    if not isinstance(body, dict):
+        return problems_response(
+            [FieldProblem("body", "send a JSON object with type and consult_at")], what="event"
+        )
+    unknown = set(body) - {"type", "consult_at", "event_id"}
+    try:
+        if unknown:
+            raise EventError(
+                sorted(unknown)[0], "unknown field; send type, consult_at and event_id"
+            )
+        event = parse_event_type(body.get("type"))
+        consult_at = _parse_instant(body.get("consult_at"))
+        event_id = body.get("event_id")
+        if event_id is not None and (not isinstance(event_id, str) or not 0 < len(event_id) <= 200):
+            raise EventError("event_id", "must be text of 1 to 200 characters")
+    except EventError as error:
+        return problems_response([FieldProblem(error.field, error.message)], what="event")
+
+    def apply() -> EventResult | None:
+        with services.sessions.begin() as session:
+            lead = session.get(Lead, lead_id, with_for_update=True)
+            if lead is None:
+                return None
+            return apply_event(
+                session,
+                lead,
+                event,
+                consult_at=consult_at,
+                catalog=services.catalog,
+                clinic_zone=services.clinic.zone,
+                now=clock.utcnow(),
+                actor="api",
+                idempotency_key=event_id,
+            )
+
+    try:
+        result = await run_in_threadpool(apply)
+    except EventError as error:
+        return problems_response([FieldProblem(error.field, error.message)], what="event")
+    if result is None:
+        raise HTTPException(404, f"no lead {lead_id}")
+    return JSONResponse(
+        {
+            "lead_id": result.lead_id,
+            "stage": result.stage.value,
+            "consult_at": result.consult_at.isoformat() if result.consult_at else None,
+            "changed": result.changed,
+            "exited": result.exited,
+            "enrolled": result.enrolled,
+        }
+    )

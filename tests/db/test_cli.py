@@ -120,3 +120,66 @@ def test_consent_export_prints_the_whole_history(tmp_path: Path) -> None:
     code, output = run(["consent", "export", "nobody@example.com"], env)
     assert code == 2
     assert "no lead matches 'nobody@example.com'" in output
+
+
+def test_staff_record_lifecycle_events_from_the_command_line(tmp_path: Path) -> None:
+    from nurture import migrations
+    from nurture.services import build_services
+    from nurture.settings import Settings
+    from tests.support.factories import sign_up
+
+    env = {
+        "NURTURE_CONFIG_DIR": str(REPO / "config"),
+        "NURTURE_TEMPLATES_DIR": str(REPO / "templates"),
+        "NURTURE_VAR_DIR": str(tmp_path),
+    }
+    settings = Settings(
+        var_dir=tmp_path, config_dir=REPO / "config", templates_dir=REPO / "templates"
+    )
+    migrations.upgrade(settings.resolved_database_url)
+    services = build_services(settings)
+    try:
+        sign_up(services)
+    finally:
+        services.close()
+    code, output = run(
+        [
+            "leads",
+            "event",
+            "ana.rivera@example.com",
+            "consult_booked",
+            "--at",
+            "2099-03-03T10:00:00-07:00",
+        ],
+        env,
+    )
+    assert code == 0, output
+    assert "stage booked, consult 2099-03-03T17:00:00+00:00" in output
+    assert "exited consult-nurture" in output and "enrolled in consult-reminders" in output
+    code, output = run(
+        [
+            "leads",
+            "event",
+            "ana.rivera@example.com",
+            "consult_booked",
+            "--at",
+            "2099-03-03T10:00:00-07:00",
+        ],
+        env,
+    )
+    assert "nothing changed" in output
+    for args, fragment in [
+        (
+            ["leads", "event", "ana.rivera@example.com", "consult_moved"],
+            "unknown event 'consult_moved'",
+        ),
+        (["leads", "event", "ana.rivera@example.com", "consult_booked"], "needs consult_at"),
+        (
+            ["leads", "event", "ana.rivera@example.com", "consult_booked", "--at", "soon"],
+            "not ISO 8601",
+        ),
+        (["leads", "event", "nobody@example.com", "no_show"], "no lead matches"),
+    ]:
+        code, output = run(args, env)
+        assert code == 2, output
+        assert fragment in output

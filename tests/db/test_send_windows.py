@@ -90,7 +90,7 @@ def test_a_deferral_that_would_land_after_not_after_is_skipped(services: Service
         claim_and_send_all(services)
     sms = rows(services, lead_id)["optin-confirmation"]
     assert sms.status is MessageStatus.SKIPPED
-    assert "after its not_after time" in (sms.last_error or "")
+    assert "not before its not_after time" in (sms.last_error or "")
 
 
 def _plan_marketing_texts(services: Services, lead_id: uuid.UUID, count: int) -> None:

@@ -61,15 +61,15 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
     [
         (
             ("offset: 2d", "offset: 2 weeks"),
-            "demo.yaml:16: steps[1].offset: bad duration '2 weeks'",
+            "demo.yaml:16: steps[1] (later).offset: bad duration '2 weeks'",
         ),
         (
             ("channel: email", "channel: fax"),
-            "demo.yaml:13: steps[1].channel: Input should be 'email' or 'sms'",
+            "demo.yaml:13: steps[1] (later).channel: Input should be 'email' or 'sms'",
         ),
         (
             ("template: welcome", "template: nope"),
-            "demo.yaml:15: steps[1].template: no email template 'nope'",
+            "demo.yaml:15: steps[1] (later).template: no email template 'nope'",
         ),
         (("key: later", "key: hello"), "demo.yaml:6: steps: duplicate step key 'hello'"),
         (("trigger: signed_up", "trigger: signed_in"), "demo.yaml:4: trigger: Input should be"),
@@ -77,16 +77,24 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
             ("version: 1", "version: 0"),
             "demo.yaml:3: version: Input should be greater than or equal to 1",
         ),
-        (('at: "10:00"', 'at: "25:00"'), "demo.yaml:17: steps[1].at: bad time '25:00'"),
+        (('at: "10:00"', 'at: "25:00"'), "demo.yaml:17: steps[1] (later).at: bad time '25:00'"),
         (
             ("    offset: 0s\n", "    offset: 0s\n    colour: red\n"),
-            "demo.yaml:12: steps[0].colour: Extra inputs",
+            "demo.yaml:12: steps[0] (hello).colour: Extra inputs",
         ),
         (("name: Demo\n", "name: Demo\nname: Again\n"), "demo.yaml:3: name: duplicate key"),
         (("steps:", "steps: ["), "demo.yaml:"),
         (
+            ('at: "10:00"', 'at: "10:00"\n    when: "lead.stage =="'),
+            "steps[1] (later).when: bad condition",
+        ),
+        (
+            ("trigger: signed_up", "trigger: signed_up\nreenter: sometimes"),
+            "reenter: Input should be a valid boolean",
+        ),
+        (
             ("channel: sms", "channel: email"),
-            "steps[0]: purpose optin is the SMS opt-in confirmation",
+            "steps[0] (hello): purpose optin is the SMS opt-in confirmation",
         ),
     ],
 )
