@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from nurture import migrations
 from nurture.logs import configure_logging
+from nurture.models import Channel
 from nurture.services import Services, build_services
 from nurture.settings import Settings, get_settings
 from nurture.yamlconf import ConfigError
@@ -60,11 +61,30 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply every pending migration."""
+    """Apply every pending migration, then import changed template files (templates sync)."""
     settings = settings_or_exit()
     configure_logging(settings.log_level)
     migrations.upgrade(settings.resolved_database_url)
     click.echo(f"database at revision {migrations.head_revision()}")
+    _sync_templates(settings, force=False, quiet=True)
+
+
+def _sync_templates(settings: Settings, *, force: bool, quiet: bool) -> None:
+    from nurture import clock, template_store
+
+    services = services_or_exit(settings)
+    try:
+        with services.sessions.begin() as session:
+            lines = template_store.sync(
+                session, services.templates.files, force=force, now=clock.utcnow()
+            )
+    finally:
+        services.close()
+    changed = [line for line in lines if line.outcome != "unchanged"]
+    for line in lines if not quiet else changed:
+        click.echo(f"templates: {line}")
+    if quiet and not changed:
+        click.echo(f"templates: {len(lines)} unchanged")
 
 
 @cli.command()
@@ -104,6 +124,7 @@ def run(host: str, port: int, concurrency: int) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     settings.secret()  # created once, before the children race to create it
     migrations.upgrade(settings.resolved_database_url)
+    _sync_templates(settings, force=False, quiet=True)
     worker = [
         sys.executable,
         "-m",
@@ -201,6 +222,142 @@ def sequences_simulate(
         )
     finally:
         services.close()
+
+
+@cli.group()
+def templates() -> None:
+    """Message templates: sync from files, lint, preview, publish."""
+
+
+@templates.command("sync")
+@click.option(
+    "--force", is_flag=True, help="publish changed files even over versions published in the studio"
+)
+def templates_sync(force: bool) -> None:
+    """Import template files whose content changed since they were last imported."""
+    _sync_templates(settings_or_exit(), force=force, quiet=False)
+
+
+def _template_key(value: str) -> tuple[Channel, str]:
+    channel, _, key = value.partition("/")
+    try:
+        return Channel(channel), key
+    except ValueError:
+        raise UsageProblem(f"{value!r}: name a template as email/<key> or sms/<key>") from None
+
+
+@templates.command("lint")
+@click.argument("names", nargs=-1, metavar="[CHANNEL/KEY]...")
+def templates_lint(names: tuple[str, ...]) -> None:
+    """Check templates (all, or the ones named); exit 2 when any has an error."""
+    from nurture.studio import lint_current
+
+    services = services_or_exit(settings_or_exit())
+    try:
+        known = services.templates.available()
+        keys = [_template_key(n) for n in names] or sorted(known)
+        failed = 0
+        for channel, key in keys:
+            if (channel, key) not in known:
+                raise UsageProblem(f"no template {channel.value}/{key}")
+            report = lint_current(services, channel, key)
+            status = "ok" if not report.findings else ("errors" if report.errors else "warnings")
+            click.echo(f"{channel.value}/{key}: {status}")
+            for finding in report.findings:
+                click.echo(f"  {finding}")
+            failed += not report.ok
+    finally:
+        services.close()
+    if failed:
+        raise UsageProblem(f"{failed} template(s) have errors")
+
+
+@templates.command("preview")
+@click.argument("name", metavar="CHANNEL/KEY")
+@click.option(
+    "--lead", "lead_file", type=click.Path(path_type=Path), help="lead.yaml (as for simulate)"
+)
+@click.option(
+    "--version", "version", type=int, help="a version number (default: the published one)"
+)
+def templates_preview(name: str, lead_file: Path | None, version: int | None) -> None:
+    """Render a template for a sample lead and print it (text part for e-mail)."""
+    from nurture import clock
+    from nurture.rendering import RenderError
+    from nurture.simulation import load_sample_lead
+    from nurture.studio import preview, source_of
+
+    channel, key = _template_key(name)
+    services = services_or_exit(settings_or_exit())
+    try:
+        try:
+            sample = load_sample_lead(lead_file)
+        except ConfigError as error:
+            raise UsageProblem(f"lead file:\n{error}") from None
+        source = source_of(services, channel, key, version)
+        lead = sample.to_lead(consult_at=None, now=clock.utcnow())
+        try:
+            shown = preview(services, channel, key, source, lead)
+        except RenderError as error:
+            raise UsageProblem(str(error)) from None
+        if shown.subject is not None:
+            click.echo(f"Subject: {shown.subject}\n")
+        click.echo(shown.text)
+        if shown.sms is not None:
+            shape = shown.sms
+            click.echo(f"\n[{shape.encoding}, {shape.units} units, {shape.segments} segment(s)]")
+    finally:
+        services.close()
+
+
+@templates.command("publish")
+@click.argument("name", metavar="CHANNEL/KEY")
+@click.option("--version", "version", type=int, required=True)
+def templates_publish(name: str, version: int) -> None:
+    """Publish a version (a draft, or an older one to roll back); refused on lint errors."""
+    from nurture.studio import PublishRefusedError, publish_version
+
+    channel, key = _template_key(name)
+    services = services_or_exit(settings_or_exit())
+    try:
+        try:
+            published = publish_version(services, channel, key, version, author="cli")
+        except PublishRefusedError as refused:
+            raise UsageProblem(f"not published:\n{refused}") from None
+        click.echo(f"{channel.value}/{key}: version {published.version} is live")
+    finally:
+        services.close()
+
+
+@cli.group()
+def users() -> None:
+    """Staff accounts for the admin UI."""
+
+
+@users.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["marketing", "ops", "admin"]), required=True)
+@click.option("--phone", help="mobile number for 'send test to me' texts")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+def users_add(email: str, role: str, phone: str | None, password_stdin: bool) -> None:
+    """Create a staff user (or reset their password and role). The password is prompted for."""
+    from nurture import staff
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    services = services_or_exit(settings_or_exit())
+    try:
+        with services.sessions.begin() as session:
+            user, created = staff.add_user(
+                session, email, password, role=role, phone=phone, actor="cli"
+            )
+    except staff.StaffError as error:
+        raise UsageProblem(str(error)) from None
+    finally:
+        services.close()
+    click.echo(f"{'created' if created else 'updated'} {user.email} ({user.role.value})")
 
 
 @cli.group()

@@ -11,7 +11,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nurture import clock
@@ -330,3 +340,77 @@ class LeadEvent(Base):
     changed: Mapped[bool] = mapped_column(default=True)
     actor: Mapped[str] = mapped_column(String(200))
     occurred_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
+
+
+class TemplateState(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
+
+
+class TemplateVersion(Base):
+    """One version of a message template. History is linear and nothing is ever overwritten:
+    saving makes a new draft, a rollback publishes a copy of an older version as a new one."""
+
+    __tablename__ = "template_versions"
+    __table_args__ = (
+        UniqueConstraint("channel", "key", "version"),
+        # Exactly one published version per template.
+        Index(
+            "uq_template_versions_published",
+            "channel",
+            "key",
+            unique=True,
+            postgresql_where=text("state = 'published'"),
+            sqlite_where=text("state = 'published'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    key: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int]
+    state: Mapped[TemplateState] = mapped_column(_enum(TemplateState))
+    source: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(String(16))  # "file" (templates/) or "ui" (the studio)
+    file_hash: Mapped[str | None] = mapped_column(String(64))  # for "file": the content's sha256
+    author: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
+    published_at: Mapped[datetime | None]
+
+
+class StaffRole(StrEnum):
+    MARKETING = "marketing"
+    OPS = "ops"
+    ADMIN = "admin"
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[StaffRole] = mapped_column(_enum(StaffRole))
+    # Where "send test to me" delivers a text.
+    phone: Mapped[str | None] = mapped_column(String(20))
+    active: Mapped[bool] = mapped_column(default=True)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
+
+
+class StaffSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its hash is stored."""
+
+    __tablename__ = "staff_sessions"
+    __table_args__ = (Index(None, "expires_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
+    expires_at: Mapped[datetime]

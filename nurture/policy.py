@@ -149,6 +149,19 @@ class SignupLimits(BaseModel):
     per_phone: Annotated[str, BeforeValidator(_rate)]
 
 
+class ContentRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sms_forbidden: list[str] = Field(default_factory=list)
+    care_email_forbidden: list[str] = Field(default_factory=list)
+    required: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("sms_forbidden", "care_email_forbidden")
+    @classmethod
+    def _compiles(cls, values: list[str]) -> list[str]:
+        return _patterns(values)
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -158,6 +171,7 @@ class Policy(BaseModel):
     sms: SmsPolicy
     keywords: Keywords
     signups: SignupLimits
+    content: ContentRules = Field(default_factory=ContentRules)
 
     @field_validator("states")
     @classmethod

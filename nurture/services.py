@@ -19,7 +19,7 @@ from nurture.ratelimit import SignupLimiter, storage_uri_for
 from nurture.rendering import Renderer
 from nurture.sequences import Catalog, load_catalog
 from nurture.settings import Settings
-from nurture.template_store import FileTemplateStore, TemplateStore
+from nurture.template_store import DbTemplateStore, FileTemplateStore
 from nurture.transports import EmailTransport, SmsTransport
 
 
@@ -32,7 +32,7 @@ class Services:
     disclosures: Disclosures
     policy: Policy
     catalog: Catalog
-    templates: TemplateStore
+    templates: DbTemplateStore
     renderer: Renderer = field(default_factory=Renderer)
     email_override: EmailTransport | None = None
     sms_override: SmsTransport | None = None
@@ -107,14 +107,16 @@ def build_sms_transport(settings: Settings) -> SmsTransport:
 
 def build_services(settings: Settings) -> Services:
     """Load and cross-check configuration; raises ConfigError naming every problem."""
-    templates = FileTemplateStore(settings.templates_dir)
+    files = FileTemplateStore(settings.templates_dir)
     clinic = load_clinic(settings.config_dir)
-    catalog = load_catalog(settings.config_dir / "sequences", templates=templates.keys())
+    catalog = load_catalog(settings.config_dir / "sequences", templates=files.available())
     engine = make_engine(settings.resolved_database_url)
+    sessions = make_sessionmaker(engine)
+    templates = DbTemplateStore(sessions, files)
     return Services(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         clinic=clinic,
         disclosures=load_disclosures(settings.config_dir),
         policy=load_policy(settings.config_dir),

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nurture.services import Services
-from nurture.web import api, health, public, unsubscribe, webhooks
+from nurture.web import admin, api, health, public, unsubscribe, webhooks
+from nurture.web.admin.auth import LoginRequiredError, login_redirect
+from nurture.web.admin.pages import render
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -32,6 +34,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(unsubscribe.router)
+    app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(RequestValidationError)
@@ -47,8 +50,26 @@ def create_app(services: Services) -> FastAPI:
         ]
         return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
 
+    @app.exception_handler(LoginRequiredError)
+    async def _login_required(_request: Request, error: LoginRequiredError) -> Response:
+        return RedirectResponse(login_redirect(error.next_path), status_code=303)
+
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/admin"):
+            # Staff see a page, not JSON; the page keeps their navigation when they are signed in.
+            titles = {403: "Not allowed", 404: "Not found", 422: "Something is missing"}
+            return render(
+                request,
+                None,
+                "error.html",
+                {
+                    "status": error.status_code,
+                    "title": titles.get(error.status_code, "Something went wrong"),
+                    "detail": error.detail,
+                },
+                status_code=error.status_code,
+            )
         return JSONResponse(
             {"detail": error.detail}, status_code=error.status_code, headers=error.headers
         )

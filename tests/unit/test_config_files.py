@@ -127,7 +127,7 @@ def test_the_shipped_configuration_loads() -> None:
     from nurture.template_store import FileTemplateStore
 
     catalog = load_catalog(
-        REPO / "config/sequences", templates=FileTemplateStore(REPO / "templates").keys()
+        REPO / "config/sequences", templates=FileTemplateStore(REPO / "templates").available()
     )
     assert "consult-nurture" in catalog.by_key
     assert load_clinic(REPO / "config").timezone == "America/Boise"

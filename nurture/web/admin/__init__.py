@@ -1,0 +1,13 @@
+"""The staff UI at /admin: server-rendered pages, a little progressive JavaScript, no SPA."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from nurture.web.admin import account, inbox, leads_pages, sequences_pages, studio, users_pages
+
+router = APIRouter(prefix="/admin")
+for module in (account, studio, sequences_pages, leads_pages, inbox, users_pages):
+    router.include_router(module.router)
+
+__all__ = ["router"]

@@ -1,0 +1,349 @@
+"""The template studio: list, edit with live preview and lint, save drafts, publish, roll back,
+compare versions, send a test to oneself."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from nurture import audit, studio, template_store
+from nurture.lint import purposes_for
+from nurture.models import Channel, TemplateState
+from nurture.rendering import RenderError
+from nurture.samples import sample_leads
+from nurture.services import Services
+from nurture.transports import DeliveryError
+from nurture.web.admin.auth import Staff, TemplatesStaff, check_csrf
+from nurture.web.admin.pages import render
+from nurture.web.deps import ServicesDep
+
+router = APIRouter(prefix="/templates")
+MAX_SOURCE = 20_000
+
+
+def _template(services: Services, channel: str, key: str) -> tuple[Channel, str]:
+    try:
+        parsed = Channel(channel)
+    except ValueError:
+        raise HTTPException(404, f"no channel {channel!r}") from None
+    if (parsed, key) not in services.templates.available():
+        raise HTTPException(404, f"no template {channel}/{key}")
+    return parsed, key
+
+
+def _sample(label: str | None) -> tuple[str, Any]:
+    samples = sample_leads()
+    chosen = label if label in samples else next(iter(samples))
+    return chosen, samples[chosen]
+
+
+def _preview_payload(
+    services: Services, channel: Channel, key: str, source: str, sample: str | None
+) -> dict[str, Any]:
+    label, lead = _sample(sample)
+    payload: dict[str, Any] = {
+        "sample": label,
+        "error": None,
+        "subject": None,
+        "text": "",
+        "html": None,
+        "sms": None,
+    }
+    try:
+        shown = studio.preview(services, channel, key, source, lead)
+        payload.update(subject=shown.subject, text=shown.text, html=shown.html)
+        if shown.sms is not None:
+            payload["sms"] = {
+                "encoding": shown.sms.encoding,
+                "units": shown.sms.units,
+                "segments": shown.sms.segments,
+                "characters": len(shown.text),
+                "non_gsm": list(shown.sms.non_gsm_characters),
+            }
+    except RenderError as error:
+        payload["error"] = str(error)
+    report = studio.lint_source(services, channel, key, source)
+    payload["findings"] = [
+        {"level": f.level, "message": f.message, "line": f.line} for f in report.findings
+    ]
+    return payload
+
+
+@router.get("", response_class=HTMLResponse)
+def list_templates(request: Request, services: ServicesDep, who: TemplatesStaff) -> HTMLResponse:
+    rows = []
+    with services.sessions() as session:
+        for channel, key in sorted(
+            services.templates.available(), key=lambda item: (item[0].value, item[1])
+        ):
+            history = template_store.versions(session, channel, key)
+            live = next((v for v in history if v.state is TemplateState.PUBLISHED), None)
+            rows.append(
+                {
+                    "channel": channel.value,
+                    "key": key,
+                    "live": live,
+                    "latest": history[0] if history else None,
+                    "drafts": sum(
+                        1
+                        for v in history
+                        if v.state is TemplateState.DRAFT
+                        and (live is None or v.version > live.version)
+                    ),
+                    "purposes": ", ".join(
+                        sorted(p.value for p in purposes_for(services.catalog, channel, key))
+                    ),
+                }
+            )
+    return render(request, who, "templates.html", {"rows": rows})
+
+
+@router.get("/{channel}/{key}", response_class=HTMLResponse)
+def edit(
+    request: Request,
+    channel: str,
+    key: str,
+    services: ServicesDep,
+    who: TemplatesStaff,
+    version: int | None = None,
+    sample: str | None = None,
+) -> HTMLResponse:
+    parsed, key = _template(services, channel, key)
+    return _editor(request, services, who, parsed, key, version=version, sample=sample)
+
+
+def _editor(
+    request: Request,
+    services: Services,
+    who: Staff,
+    channel: Channel,
+    key: str,
+    *,
+    version: int | None,
+    sample: str | None,
+    source: str | None = None,
+    errors: list[str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    with services.sessions() as session:
+        history = template_store.versions(session, channel, key)
+    if version is not None and not any(v.version == version for v in history):
+        raise HTTPException(404, f"{channel.value}/{key} has no version {version}")
+    shown_version = version if version is not None else (history[0].version if history else None)
+    current = next((v for v in history if v.version == shown_version), None)
+    if source is None:
+        source = current.source if current else services.templates.get(channel, key).source
+    return render(
+        request,
+        who,
+        "template_edit.html",
+        {
+            "channel": channel.value,
+            "key": key,
+            "source": source,
+            "history": history,
+            "current": current,
+            "live": next((v for v in history if v.state is TemplateState.PUBLISHED), None),
+            "samples": list(sample_leads()),
+            "preview": _preview_payload(services, channel, key, source, sample),
+            "errors": errors or [],
+            "purposes": sorted(p.value for p in purposes_for(services.catalog, channel, key)),
+            "can_text": bool(who.user.phone),
+        },
+        status_code=status,
+    )
+
+
+@router.post("/{channel}/{key}/preview")
+async def live_preview(
+    request: Request, channel: str, key: str, services: ServicesDep, who: TemplatesStaff
+) -> JSONResponse:
+    check_csrf(who, header=request.headers.get("x-csrf-token"))
+    parsed, key = _template(services, channel, key)
+    body = await request.json()
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("source"), str)
+        or len(body["source"]) > MAX_SOURCE
+    ):
+        raise HTTPException(
+            422, f"send {{'source': text of at most {MAX_SOURCE} characters, 'sample': label}}"
+        )
+    sample = body.get("sample") if isinstance(body.get("sample"), str) else None
+    payload = await run_in_threadpool(
+        _preview_payload, services, parsed, key, body["source"], sample
+    )
+    return JSONResponse(payload)
+
+
+@router.post("/{channel}/{key}/drafts")
+async def save(
+    request: Request, channel: str, key: str, services: ServicesDep, who: TemplatesStaff
+) -> Response:
+    form = await request.form()
+    check_csrf(who, form)
+    parsed, key = _template(services, channel, key)
+    source = form.get("source")
+    if not isinstance(source, str) or not source.strip() or len(source) > MAX_SOURCE:
+        return _editor(
+            request,
+            services,
+            who,
+            parsed,
+            key,
+            version=None,
+            sample=None,
+            source=str(source or ""),
+            errors=[f"the template is empty or longer than {MAX_SOURCE} characters"],
+            status=422,
+        )
+    draft = await run_in_threadpool(
+        studio.save_draft, services, parsed, key, source.replace("\r\n", "\n"), author=who.actor
+    )
+    return RedirectResponse(
+        f"/admin/templates/{parsed.value}/{key}?version={draft.version}&notice=saved", 303
+    )
+
+
+@router.post("/{channel}/{key}/publish")
+async def publish(
+    request: Request, channel: str, key: str, services: ServicesDep, who: TemplatesStaff
+) -> Response:
+    form = await request.form()
+    check_csrf(who, form)
+    parsed, key = _template(services, channel, key)
+    raw = form.get("version")
+    if not isinstance(raw, str) or not raw.isdigit():
+        raise HTTPException(422, "version: a version number is required")
+    try:
+        live = await run_in_threadpool(
+            studio.publish_version, services, parsed, key, int(raw), author=who.actor
+        )
+    except studio.PublishRefusedError as refused:
+        errors = ["Not published: fix these first."] + [str(f) for f in refused.report.errors]
+        return _editor(
+            request,
+            services,
+            who,
+            parsed,
+            key,
+            version=int(raw),
+            sample=None,
+            errors=errors,
+            status=422,
+        )
+    except LookupError as error:
+        raise HTTPException(404, str(error)) from None
+    return RedirectResponse(
+        f"/admin/templates/{parsed.value}/{key}?version={live.version}&notice=published", 303
+    )
+
+
+@router.post("/{channel}/{key}/test")
+async def send_test(
+    request: Request, channel: str, key: str, services: ServicesDep, who: TemplatesStaff
+) -> Response:
+    form = await request.form()
+    check_csrf(who, form)
+    parsed, key = _template(services, channel, key)
+    source = form.get("source")
+    sample = form.get("sample")
+    if not isinstance(source, str):
+        raise HTTPException(422, "source: the template text is required")
+    to = who.user.email if parsed is Channel.EMAIL else who.user.phone
+    if not to:
+        return _editor(
+            request,
+            services,
+            who,
+            parsed,
+            key,
+            version=None,
+            sample=None,
+            source=source,
+            errors=["Add your mobile number to your account to receive test texts."],
+            status=422,
+        )
+    _label, lead = _sample(sample if isinstance(sample, str) else None)
+    try:
+        shown = studio.preview(services, parsed, key, source, lead)
+        provider_id = await run_in_threadpool(
+            studio.send_test, services, parsed, key, shown, to=to, author=who.actor
+        )
+    except RenderError as error:
+        return _editor(
+            request,
+            services,
+            who,
+            parsed,
+            key,
+            version=None,
+            sample=None,
+            source=source,
+            errors=[f"Not sent: {error}"],
+            status=422,
+        )
+    except DeliveryError as error:
+        return _editor(
+            request,
+            services,
+            who,
+            parsed,
+            key,
+            version=None,
+            sample=None,
+            source=source,
+            errors=[f"Not sent: {error.reason}"],
+            status=502,
+        )
+
+    def record() -> None:
+        with services.sessions.begin() as session:
+            audit.record(
+                session,
+                actor=who.actor,
+                action="template.test_sent",
+                details={"channel": parsed.value, "key": key, "provider_id": provider_id},
+            )
+
+    await run_in_threadpool(record)
+    return RedirectResponse(f"/admin/templates/{parsed.value}/{key}?notice=test-sent", 303)
+
+
+@router.get("/{channel}/{key}/diff", response_class=HTMLResponse)
+def diff(
+    request: Request,
+    channel: str,
+    key: str,
+    services: ServicesDep,
+    who: TemplatesStaff,
+    a: int | None = None,
+    b: int | None = None,
+) -> HTMLResponse:
+    parsed, key = _template(services, channel, key)
+    if a is None or b is None:
+        raise HTTPException(422, "give two versions: ?a=1&b=2")
+    with services.sessions() as session:
+        left = template_store.get_version(session, parsed, key, a)
+        right = template_store.get_version(session, parsed, key, b)
+    if left is None or right is None:
+        raise HTTPException(404, f"{parsed.value}/{key} has no version {a if left is None else b}")
+    lines = list(
+        difflib.unified_diff(
+            left.source.splitlines(),
+            right.source.splitlines(),
+            f"version {a}",
+            f"version {b}",
+            lineterm="",
+        )
+    )
+    return render(
+        request,
+        who,
+        "template_diff.html",
+        {"channel": parsed.value, "key": key, "a": left, "b": right, "lines": lines},
+    )

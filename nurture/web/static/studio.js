@@ -1,0 +1,62 @@
+// Live preview for the template studio: re-render and lint as marketing types.
+(function () {
+  "use strict";
+  var studio = document.querySelector(".studio");
+  if (!studio) { return; }
+  var source = document.getElementById("source");
+  var sample = document.getElementById("sample");
+  var testSource = document.getElementById("test-source");
+  var timer = null;
+
+  function text(id, value) {
+    var node = document.getElementById(id);
+    if (node) { node.textContent = value || ""; }
+  }
+
+  function show(payload) {
+    var error = document.getElementById("render-error");
+    error.hidden = !payload.error;
+    error.textContent = payload.error || "";
+    text("subject", payload.subject);
+    text("text-preview", payload.text);
+    text("sms-preview", payload.text);
+    var frame = document.getElementById("html-preview");
+    if (frame) { frame.srcdoc = payload.html || ""; }
+    var counter = document.getElementById("sms-counter");
+    if (counter && payload.sms) {
+      var s = payload.sms;
+      counter.textContent = s.characters + " characters · " + s.encoding + " · " + s.segments +
+        " segment" + (s.segments === 1 ? "" : "s") + (s.non_gsm.length ? " · forced by " + s.non_gsm.join(" ") : "");
+    }
+    var lint = document.getElementById("lint");
+    lint.innerHTML = "";
+    if (!payload.findings.length) {
+      var ok = document.createElement("li"); ok.className = "ok"; ok.textContent = "No problems found.";
+      lint.appendChild(ok);
+    }
+    payload.findings.forEach(function (f) {
+      var item = document.createElement("li");
+      item.className = f.level;
+      item.textContent = f.level + (f.line ? " (line " + f.line + ")" : "") + ": " + f.message;
+      lint.appendChild(item);
+    });
+  }
+
+  function refresh() {
+    testSource.value = source.value;
+    fetch("/admin/templates/" + studio.dataset.channel + "/" + studio.dataset.key + "/preview", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": studio.dataset.csrf},
+      body: JSON.stringify({source: source.value, sample: sample.value})
+    }).then(function (r) { return r.ok ? r.json() : null; }).then(function (payload) {
+      if (payload) { show(payload); studio.dataset.previewed = "yes"; }
+    });
+  }
+
+  source.addEventListener("input", function () {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 350);
+  });
+  sample.addEventListener("change", refresh);
+})();
