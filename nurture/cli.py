@@ -71,12 +71,17 @@ def db_upgrade() -> None:
 
 def _sync_templates(settings: Settings, *, force: bool, quiet: bool) -> None:
     from nurture import clock, template_store
+    from nurture.studio import lint_source
 
     services = services_or_exit(settings)
+
+    def problems(channel: Channel, key: str, source: str) -> list[str]:
+        return [str(f) for f in lint_source(services, channel, key, source).errors]
+
     try:
         with services.sessions.begin() as session:
             lines = template_store.sync(
-                session, services.templates.files, force=force, now=clock.utcnow()
+                session, services.templates.files, force=force, now=clock.utcnow(), problems=problems
             )
     finally:
         services.close()
@@ -324,6 +329,8 @@ def templates_publish(name: str, version: int) -> None:
             published = publish_version(services, channel, key, version, author="cli")
         except PublishRefusedError as refused:
             raise UsageProblem(f"not published:\n{refused}") from None
+        except LookupError as error:
+            raise UsageProblem(str(error)) from None
         click.echo(f"{channel.value}/{key}: version {published.version} is live")
     finally:
         services.close()

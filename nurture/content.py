@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from nurture import tokens, windows
 from nurture.clinic import Clinic
 from nurture.models import Channel, Lead, Purpose
@@ -87,9 +89,11 @@ def render(
     channel: Channel,
     template_key: str,
     context: RenderContext,
+    *,
+    session: Session | None = None,
 ) -> RenderedContent:
     """Render the current version of a template; raises RenderError or TemplateNotFoundError."""
-    record = store.get(channel, template_key)
+    record = store.get(channel, template_key, session=session)
     name = f"{channel.value}/{template_key}"
     if channel is Channel.SMS:
         body = renderer.render_sms(record.source, context, name=name)

@@ -182,7 +182,12 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
     )
     try:
         rendered = content.render(
-            services.templates, services.renderer, message.channel, message.template_key, context
+            services.templates,
+            services.renderer,
+            message.channel,
+            message.template_key,
+            context,
+            session=session,
         )
     except (RenderError, TemplateNotFoundError) as error:
         _settle(session, message, MessageStatus.FAILED, now=now, reason=str(error), code="template")

@@ -77,7 +77,7 @@ class _Reply:
 
 
 def _reply(
-    services: Services, lead: Lead, template: str, purpose: Purpose = Purpose.CARE
+    session: Session, services: Services, lead: Lead, template: str, purpose: Purpose = Purpose.CARE
 ) -> _Reply:
     context = content.context_for(
         lead,
@@ -86,7 +86,9 @@ def _reply(
         secret=services.secret,
         purpose=purpose,
     )
-    rendered = content.render(services.templates, services.renderer, Channel.SMS, template, context)
+    rendered = content.render(
+        services.templates, services.renderer, Channel.SMS, template, context, session=session
+    )
     return _Reply(template, purpose, rendered.text)
 
 
@@ -166,7 +168,7 @@ def handle_inbound(
     provider_answered = bool(opt_out_type)
     evidence = {"message_sid": sid, "body": body, "opt_out_type": opt_out_type}
     if reading.crisis:
-        replies.append(_reply(services, lead, "crisis-reply"))
+        replies.append(_reply(session, services, lead, "crisis-reply"))
         _needs_person(
             session,
             inbound,
@@ -194,7 +196,7 @@ def handle_inbound(
             now=now,
         )
         if not provider_answered:
-            replies.append(_reply(services, lead, "stop-confirmation"))
+            replies.append(_reply(session, services, lead, "stop-confirmation"))
         if reading.by_phrase and not reading.crisis:
             inbound.needs_attention = True
             inbound.attention_reason = "read as an opt-out from a phrase: please check"
@@ -202,13 +204,13 @@ def handle_inbound(
         restored = consent.restore_sms(session, lead.id, evidence=evidence, actor=ACTOR)
         if not provider_answered:
             replies.append(
-                _reply(services, lead, "optin-confirmation", Purpose.OPTIN)
+                _reply(session, services, lead, "optin-confirmation", Purpose.OPTIN)
                 if restored
-                else _reply(services, lead, "optin-not-found")
+                else _reply(session, services, lead, "optin-not-found")
             )
     elif reading.kind is InboundClass.HELP:
         if not provider_answered:
-            replies.append(_reply(services, lead, "help-reply"))
+            replies.append(_reply(session, services, lead, "help-reply"))
     elif reading.kind is InboundClass.CONFIRM and _has_upcoming_consult(lead, now):
         lead.consult_confirmed_at = now
         planner.skip_confirm_requests(session, lead, catalog=services.catalog, now=now)
@@ -219,7 +221,7 @@ def handle_inbound(
             lead_id=lead.id,
             details={"consult_at": lead.consult_at.isoformat() if lead.consult_at else None},
         )
-        replies.append(_reply(services, lead, "confirm-reply"))
+        replies.append(_reply(session, services, lead, "confirm-reply"))
     elif reading.kind in {InboundClass.OTHER, InboundClass.CONFIRM} and not reading.crisis:
         _needs_person(
             session,

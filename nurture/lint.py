@@ -127,9 +127,11 @@ def lint_template(
             try:
                 if target.channel is Channel.SMS:
                     body = renderer.render_sms(target.source, context, name=name)
+                    _check_none(body, label, report)
                     _check_sms(target, body, purpose, label, policy, report)
                 else:
                     email = renderer.render_email(target.source, layouts, context, name=name)
+                    _check_none(f"{email.subject}\n{email.text}", label, report)
                     _check_email(
                         email.subject,
                         email.html,
@@ -148,6 +150,13 @@ def lint_template(
                     f"does not render for the sample “{label}”: {_without_name(error, name)}",
                 )
     return report
+
+
+def _check_none(rendered: str, label: str, report: LintReport) -> None:
+    if re.search(r"\bNone\b", rendered):
+        report.add(
+            "error", f"prints None for the sample “{label}”: guard the empty field with {{% if %}}"
+        )
 
 
 def _without_name(error: RenderError, name: str) -> str:

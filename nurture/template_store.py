@@ -9,6 +9,7 @@ database, which marketing edits in the studio (draft → published → archived)
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,7 +39,9 @@ class TemplateRecord:
 
 
 class TemplateStore(Protocol):
-    def get(self, channel: Channel, key: str) -> TemplateRecord: ...
+    def get(
+        self, channel: Channel, key: str, *, session: Session | None = None
+    ) -> TemplateRecord: ...
 
     def available(self) -> set[tuple[Channel, str]]: ...
 
@@ -54,7 +57,7 @@ class FileTemplateStore:
     def path(self, channel: Channel, key: str) -> Path:
         return self.directory / channel.value / f"{key}{SUFFIXES[channel]}"
 
-    def get(self, channel: Channel, key: str) -> TemplateRecord:
+    def get(self, channel: Channel, key: str, *, session: Session | None = None) -> TemplateRecord:
         path = self.path(channel, key)
         try:
             source = path.read_text(encoding="utf-8")
@@ -90,9 +93,14 @@ class DbTemplateStore:
         self.sessions = sessions
         self.files = files
 
-    def get(self, channel: Channel, key: str) -> TemplateRecord:
-        with self.sessions() as session:
+    def get(self, channel: Channel, key: str, *, session: Session | None = None) -> TemplateRecord:
+        """Pass the caller's session when inside a transaction: on SQLite a second connection
+        would wait for the first one's write lock."""
+        if session is not None:
             row = published(session, channel, key)
+        else:
+            with self.sessions() as own:
+                row = published(own, channel, key)
         if row is None:
             return self.files.get(channel, key)
         return TemplateRecord(channel=channel, key=key, source=row.source, version=row.version)
@@ -241,11 +249,13 @@ def sync(
     force: bool = False,
     now: datetime,
     author: str = "files",
+    problems: Callable[[Channel, str, str], list[str]] | None = None,
 ) -> list[SyncLine]:
     """Import each file whose content differs from the last version imported from it.
 
     A file version goes live unless the live version was published from the studio; then it
-    waits as a draft (``force`` publishes it anyway). Nothing is ever overwritten."""
+    waits as a draft (``force`` publishes it anyway). A file that fails ``problems`` (lint) is
+    imported as a draft and never published. Nothing is ever overwritten."""
     lines = []
     for channel, key in sorted(files.available()):
         source = files.get(channel, key).source
@@ -278,7 +288,19 @@ def sync(
         session.add(imported)
         session.flush()
         live = published(session, channel, key)
-        if live is None or live.origin == "file" or force:
+        errors = problems(channel, key, source) if problems else []
+        if errors:
+            lines.append(
+                SyncLine(
+                    channel,
+                    key,
+                    (
+                        f"imported version {imported.version} as a draft, NOT published: "
+                        + "; ".join(errors)
+                    ),
+                )
+            )
+        elif live is None or live.origin == "file" or force:
             publish(session, channel, key, imported.version, author=author, now=now)
             lines.append(
                 SyncLine(channel, key, f"imported version {imported.version} and published it")

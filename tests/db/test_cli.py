@@ -183,3 +183,92 @@ def test_staff_record_lifecycle_events_from_the_command_line(tmp_path: Path) -> 
         code, output = run(args, env)
         assert code == 2, output
         assert fragment in output
+
+
+def _embedded(tmp_path: Path, templates: Path | None = None) -> dict[str, str]:
+    return {
+        "NURTURE_CONFIG_DIR": str(REPO / "config"),
+        "NURTURE_TEMPLATES_DIR": str(templates or REPO / "templates"),
+        "NURTURE_VAR_DIR": str(tmp_path),
+    }
+
+
+def test_db_upgrade_imports_the_templates_and_sync_reports(tmp_path: Path) -> None:
+    env = _embedded(tmp_path)
+    code, output = run(["db", "upgrade"], env)
+    assert code == 0, output
+    assert "templates: sms/optin-confirmation: imported version 1 and published it" in output
+    code, output = run(["templates", "sync"], env)
+    assert code == 0
+    assert "sms/help-reply: unchanged" in output
+
+
+def test_templates_lint_preview_and_publish(tmp_path: Path) -> None:
+    import shutil
+
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    env = _embedded(tmp_path, templates)
+    assert run(["db", "upgrade"], env)[0] == 0
+    code, output = run(["templates", "lint"], env)
+    assert code == 0, output
+    assert "sms/booking-nudge: ok" in output
+
+    code, output = run(["templates", "preview", "sms/booking-nudge"], env)
+    assert code == 0, output
+    assert output.startswith("KI Idaho: ")
+    assert "[GSM-7, " in output
+
+    (templates / "sms" / "booking-nudge.txt.j2").write_text("{{ clinic.name }}: book now")
+    code, output = run(["templates", "sync"], env)
+    assert code == 0
+    assert "sms/booking-nudge: imported version 2 as a draft, NOT published" in output
+    code, output = run(["templates", "lint", "sms/booking-nudge"], env)
+    assert code == 0, output  # the live version is still the good one
+    code, output = run(["templates", "publish", "sms/booking-nudge", "--version", "2"], env)
+    assert code == 2
+    assert "not published" in output
+    assert "may not appear in a text" in output
+    assert "must tell people how to opt out" in output
+    code, output = run(["templates", "publish", "sms/booking-nudge", "--version", "1"], env)
+    assert code == 0, output  # already live: nothing changes
+    assert "version 1 is live" in output
+
+    for args, fragment in [
+        (["templates", "lint", "fax/x"], "name a template as email/<key> or sms/<key>"),
+        (["templates", "lint", "sms/nope"], "no template sms/nope"),
+        (["templates", "publish", "sms/booking-nudge", "--version", "99"], "has no version 99"),
+    ]:
+        code, output = run(args, env)
+        assert code == 2, (args, output)
+        assert fragment in output
+
+
+def test_users_add_creates_and_updates_with_a_clear_error_for_weak_passwords(
+    tmp_path: Path,
+) -> None:
+    env = _embedded(tmp_path)
+    assert run(["db", "upgrade"], env)[0] == 0
+    result = CliRunner().invoke(
+        cli,
+        ["users", "add", "ops@clinic.example", "--role", "ops", "--password-stdin"],
+        env=env,
+        input="a long enough password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "created ops@clinic.example (ops)" in result.output
+    result = CliRunner().invoke(
+        cli,
+        ["users", "add", "ops@clinic.example", "--role", "admin", "--password-stdin"],
+        env=env,
+        input="another long password\n",
+    )
+    assert "updated ops@clinic.example (admin)" in result.output
+    result = CliRunner().invoke(
+        cli,
+        ["users", "add", "x@clinic.example", "--role", "ops", "--password-stdin"],
+        env=env,
+        input="short\n",
+    )
+    assert result.exit_code == 2
+    assert "at least 12 characters" in result.output

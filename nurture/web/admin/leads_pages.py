@@ -1,7 +1,226 @@
-"""Placeholder: being written."""
+"""Leads: find one, read their whole story, and act on it (resume marketing, mark a reply
+handled, record a lifecycle event or an opt-out received by phone)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
 
-router = APIRouter()
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+
+from nurture import clock, lead_search, lead_story, lifecycle
+from nurture.models import Lead
+from nurture.services import Services
+from nurture.staff_time import local_input_value, local_text, utc_text
+from nurture.web.admin.auth import LeadsStaff, Staff, check_csrf
+from nurture.web.admin.pages import render
+from nurture.web.deps import ServicesDep
+
+router = APIRouter(prefix="/leads")
+T = TypeVar("T")
+
+
+def _lead_id(text: str) -> uuid.UUID:
+    parsed = lead_story.parse_lead_id(text)
+    if parsed is None:
+        raise HTTPException(404, "no lead with this id")
+    return parsed
+
+
+def _field(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _with_lead(services: Services, lead_id: uuid.UUID, act: Callable[[Session, Lead], T]) -> T:
+    """Run ``act`` on the locked lead in one transaction; 404 when there is no such lead."""
+    with services.sessions.begin() as session:
+        lead = session.get(Lead, lead_id, with_for_update=True)
+        if lead is None:
+            raise HTTPException(404, "no lead with this id")
+        return act(session, lead)
+
+
+@router.get("", response_class=HTMLResponse)
+def find(request: Request, services: ServicesDep, who: LeadsStaff, q: str = "") -> HTMLResponse:
+    clinic_zone = services.clinic.zone
+    with services.sessions() as session:
+        found = lead_search.search(session, q)
+    rows = [
+        {
+            "lead": lead,
+            "name": lead_search.display_name(lead),
+            "consult": local_text(lead.consult_at, lead_story.zone_of(lead, clinic_zone)),
+        }
+        for lead in found
+    ]
+    return render(
+        request,
+        who,
+        "leads.html",
+        {"q": q, "rows": rows, "limit": lead_search.MAX_RESULTS, "utc": utc_text},
+    )
+
+
+@router.get("/{lead_id}", response_class=HTMLResponse)
+def show(request: Request, lead_id: str, services: ServicesDep, who: LeadsStaff) -> HTMLResponse:
+    return _lead_page(request, services, who, _lead_id(lead_id))
+
+
+def _lead_page(
+    request: Request,
+    services: Services,
+    who: Staff,
+    lead_id: uuid.UUID,
+    *,
+    errors: list[str] | None = None,
+    entered: dict[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    with services.sessions() as session:
+        story = lead_story.load_story(session, lead_id, clinic_zone=services.clinic.zone)
+    if story is None:
+        raise HTTPException(404, "no lead with this id")
+    zone = story.zone
+
+    def local(instant: datetime | None) -> str:
+        return local_text(instant, zone)
+
+    return render(
+        request,
+        who,
+        "lead.html",
+        {
+            "story": story,
+            "lead": story.lead,
+            "zone": zone.key,
+            "utc": utc_text,
+            "local": local,
+            "event_types": [event.value for event in lifecycle.API_EVENTS],
+            "errors": errors or [],
+            "entered": {
+                "type": "",
+                "consult_at": local_input_value(story.lead.consult_at, zone),
+                "channel": "",
+                "note": "",
+                **(entered or {}),
+            },
+            "max_note": lead_story.MAX_NOTE,
+        },
+        status_code=status,
+    )
+
+
+@router.post("/{lead_id}/resume")
+async def resume(
+    request: Request, lead_id: str, services: ServicesDep, who: LeadsStaff
+) -> Response:
+    check_csrf(who, await request.form())
+    parsed = _lead_id(lead_id)
+    await run_in_threadpool(
+        _with_lead,
+        services,
+        parsed,
+        lambda session, lead: lead_story.resume_marketing(session, lead, actor=who.actor),
+    )
+    return RedirectResponse(f"/admin/leads/{parsed}?notice=resumed", 303)
+
+
+@router.post("/{lead_id}/inbound/{inbound_id}/handled")
+async def handled(
+    request: Request, lead_id: str, inbound_id: str, services: ServicesDep, who: LeadsStaff
+) -> Response:
+    form = await request.form()
+    check_csrf(who, form)
+    parsed = _lead_id(lead_id)
+    reply_id = lead_story.parse_row_id(inbound_id)
+    if reply_id is None:
+        raise HTTPException(404, "this lead has no such reply")
+
+    def act() -> bool:
+        with services.sessions.begin() as session:
+            reply = lead_story.mark_handled(
+                session, reply_id, lead_id=parsed, actor=who.actor, now=clock.utcnow()
+            )
+            return reply is not None
+
+    if not await run_in_threadpool(act):
+        raise HTTPException(404, f"this lead has no reply {reply_id}")
+    if _field(form, "return_to") == "inbox":
+        return RedirectResponse("/admin/inbox?notice=handled", 303)
+    return RedirectResponse(f"/admin/leads/{parsed}?notice=handled", 303)
+
+
+@router.post("/{lead_id}/events")
+async def record_event(
+    request: Request, lead_id: str, services: ServicesDep, who: LeadsStaff
+) -> Response:
+    form = await request.form()
+    check_csrf(who, form)
+    parsed = _lead_id(lead_id)
+    entered = {"type": _field(form, "type"), "consult_at": _field(form, "consult_at")}
+
+    def act(session: Session, lead: Lead) -> lifecycle.EventResult:
+        return lead_story.record_lifecycle_event(
+            session,
+            lead,
+            event_type=entered["type"],
+            consult_local=entered["consult_at"],
+            catalog=services.catalog,
+            clinic_zone=services.clinic.zone,
+            now=clock.utcnow(),
+            actor=who.actor,
+        )
+
+    try:
+        await run_in_threadpool(_with_lead, services, parsed, act)
+    except lifecycle.EventError as error:
+        return await run_in_threadpool(
+            _page_with_errors, request, services, who, parsed, [f"Not recorded: {error}"], entered
+        )
+    return RedirectResponse(f"/admin/leads/{parsed}?notice=event", 303)
+
+
+@router.post("/{lead_id}/opt-out")
+async def record_opt_out(
+    request: Request, lead_id: str, services: ServicesDep, who: LeadsStaff
+) -> Response:
+    form = await request.form()
+    check_csrf(who, form)
+    parsed = _lead_id(lead_id)
+    entered = {"channel": _field(form, "channel"), "note": _field(form, "note")}
+
+    def act(session: Session, lead: Lead) -> int:
+        return lead_story.record_opt_out(
+            session,
+            lead,
+            channel=entered["channel"],
+            note=entered["note"],
+            actor=who.actor,
+            now=clock.utcnow(),
+        )
+
+    try:
+        await run_in_threadpool(_with_lead, services, parsed, act)
+    except lead_story.OptOutError as error:
+        return await run_in_threadpool(
+            _page_with_errors, request, services, who, parsed, [f"Not recorded: {error}"], entered
+        )
+    return RedirectResponse(f"/admin/leads/{parsed}?notice=event", 303)
+
+
+def _page_with_errors(
+    request: Request,
+    services: Services,
+    who: Staff,
+    lead_id: uuid.UUID,
+    errors: list[str],
+    entered: dict[str, Any],
+) -> HTMLResponse:
+    return _lead_page(request, services, who, lead_id, errors=errors, entered=entered, status=422)

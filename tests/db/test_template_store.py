@@ -1,0 +1,167 @@
+"""Template versions: sync from files, drafts, publish, rollback; the worker sends what is live."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from nurture import clock, studio, template_store
+from nurture.models import Channel, Message, TemplateState, TemplateVersion
+from nurture.services import Services, build_services
+from nurture.template_store import FileTemplateStore
+from tests.conftest import REPO, SettingsFactory
+from tests.support import outbox_files
+from tests.support.factories import claim_and_send_all, messages_of, sign_up
+
+
+def sync(services: Services, *, force: bool = False) -> list[str]:
+    with services.sessions.begin() as session:
+        return [
+            str(line)
+            for line in template_store.sync(
+                session, services.templates.files, force=force, now=clock.utcnow()
+            )
+        ]
+
+
+def history(services: Services, channel: Channel, key: str) -> list[tuple[int, str, str]]:
+    with services.sessions() as session:
+        return [
+            (v.version, v.state.value, v.origin)
+            for v in template_store.versions(session, channel, key)
+        ]
+
+
+@pytest.fixture
+def editable(make_settings: SettingsFactory, tmp_path: Path) -> Iterator[Services]:
+    import shutil
+
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    built = build_services(make_settings(templates_dir=templates))
+    yield built
+    built.close()
+
+
+def test_sync_imports_every_file_once(services: Services) -> None:
+    first = sync(services)
+    assert "sms/optin-confirmation: imported version 1 and published it" in first
+    assert all(line.endswith("unchanged") for line in sync(services))
+    assert history(services, Channel.SMS, "optin-confirmation") == [(1, "published", "file")]
+
+
+def test_a_changed_file_becomes_the_live_version(editable: Services) -> None:
+    sync(editable)
+    path = Path(editable.templates.files.path(Channel.SMS, "help-reply"))
+    path.write_text(path.read_text().replace("Help:", "For help:"))
+    assert "sms/help-reply: imported version 2 and published it" in sync(editable)
+    assert history(editable, Channel.SMS, "help-reply") == [
+        (2, "published", "file"),
+        (1, "archived", "file"),
+    ]
+
+
+def test_a_file_never_overwrites_what_marketing_published(editable: Services) -> None:
+    sync(editable)
+    draft = studio.save_draft(
+        editable,
+        Channel.SMS,
+        "help-reply",
+        editable.templates.get(Channel.SMS, "help-reply").source.replace("Help:", "Need help?"),
+        author="staff:m@clinic.example",
+    )
+    studio.publish_version(
+        editable, Channel.SMS, "help-reply", draft.version, author="staff:m@clinic.example"
+    )
+    path = Path(editable.templates.files.path(Channel.SMS, "help-reply"))
+    path.write_text(path.read_text().replace("Help:", "Support:"))
+    [line] = [x for x in sync(editable) if x.startswith("sms/help-reply")]
+    assert line == (
+        "sms/help-reply: imported version 3 as a draft; version 2, published from the studio, "
+        "stays live (--force publishes the file)"
+    )
+    assert "Need help?" in editable.templates.get(Channel.SMS, "help-reply").source
+    assert "sms/help-reply: imported version" not in " ".join(
+        sync(editable)
+    )  # nothing new to import
+    path.write_text(path.read_text().replace("Support:", "Help line:"))
+    assert (
+        "published it"
+        in [x for x in sync(editable, force=True) if x.startswith("sms/help-reply")][0]
+    )
+    assert "Help line:" in editable.templates.get(Channel.SMS, "help-reply").source
+
+
+def test_publish_rollback_and_one_live_version(services: Services) -> None:
+    sync(services)
+    author = "staff:m@clinic.example"
+    original = services.templates.get(Channel.SMS, "help-reply").source
+    v2 = studio.save_draft(
+        services, Channel.SMS, "help-reply", original.replace("Help:", "Help now:"), author=author
+    )
+    studio.publish_version(services, Channel.SMS, "help-reply", v2.version, author=author)
+    rolled = studio.publish_version(services, Channel.SMS, "help-reply", 1, author=author)
+    assert rolled.version == 3
+    assert history(services, Channel.SMS, "help-reply") == [
+        (3, "published", "ui"),
+        (2, "archived", "ui"),
+        (1, "archived", "file"),
+    ]
+    assert services.templates.get(Channel.SMS, "help-reply").source == original
+    with services.sessions() as session:
+        row = template_store.get_version(session, Channel.SMS, "help-reply", 3)
+        assert row is not None and row.note == "rollback to version 1"
+        published = session.scalars(
+            select(TemplateVersion).where(
+                TemplateVersion.state == TemplateState.PUBLISHED,
+                TemplateVersion.key == "help-reply",
+            )
+        ).all()
+        assert len(published) == 1
+
+
+def test_publish_refuses_a_version_with_lint_errors(services: Services) -> None:
+    sync(services)
+    bad = studio.save_draft(
+        services,
+        Channel.SMS,
+        "optin-confirmation",
+        "{{ clinic.sms_program_name }}: Ask us about ketamine! Reply STOP.",
+        author="t",
+    )
+    with pytest.raises(studio.PublishRefusedError) as refused:
+        studio.publish_version(services, Channel.SMS, "optin-confirmation", bad.version, author="t")
+    assert "“ketamine” may not appear in a text" in str(refused.value)
+    assert "Msg & data rates may apply" in str(refused.value)
+    assert history(services, Channel.SMS, "optin-confirmation")[1] == (1, "published", "file")
+
+
+def test_the_worker_sends_the_version_live_at_send_time_and_records_it(services: Services) -> None:
+    sync(services)
+    lead_id = sign_up(services)  # planned while version 1 was live
+    source = services.templates.get(Channel.SMS, "optin-confirmation").source
+    draft = studio.save_draft(
+        services,
+        Channel.SMS,
+        "optin-confirmation",
+        source.replace("You're signed up", "Welcome! You're signed up"),
+        author="t",
+    )
+    studio.publish_version(services, Channel.SMS, "optin-confirmation", draft.version, author="t")
+    claim_and_send_all(services)
+    [text] = outbox_files.texts(services.settings.resolved_outbox_dir)
+    assert "Welcome! You're signed up" in text.body
+    with services.sessions() as session:
+        sms: Message = next(m for m in messages_of(session, lead_id) if m.channel is Channel.SMS)
+    assert sms.template_version == 2
+
+
+def test_files_are_the_fallback_before_the_first_sync(services: Services) -> None:
+    record = services.templates.get(Channel.SMS, "help-reply")
+    assert record.version is None
+    assert (
+        record.source == FileTemplateStore(REPO / "templates").get(Channel.SMS, "help-reply").source
+    )

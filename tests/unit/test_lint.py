@@ -1,0 +1,200 @@
+"""Template lint: one module for the studio, the CLI and publish."""
+
+from __future__ import annotations
+
+import pytest
+
+from nurture.clinic import load_clinic
+from nurture.lint import LintReport, LintTarget, lint_template
+from nurture.models import Channel, Purpose
+from nurture.policy import load_policy
+from nurture.rendering import EmailLayouts, Renderer
+from tests.conftest import REPO
+
+CLINIC = load_clinic(REPO / "config")
+POLICY = load_policy(REPO / "config")
+LAYOUTS = EmailLayouts(
+    html=(REPO / "templates/layouts/email.html.j2").read_text(),
+    text=(REPO / "templates/layouts/email.txt.j2").read_text(),
+)
+GOOD_SMS = "{{ clinic.sms_program_name }}: Pick a time for your consultation: {{ links.book }} Reply STOP to opt out."
+GOOD_EMAIL = (
+    "---\nsubject: Hello {{ lead.first_name or 'there' }}\n---\nHi, [book]({{ links.book }})."
+)
+
+
+def lint(
+    source: str,
+    channel: Channel = Channel.SMS,
+    purposes: set[Purpose] | None = None,
+    key: str = "test",
+    layouts: EmailLayouts = LAYOUTS,
+) -> LintReport:
+    return lint_template(
+        LintTarget(channel, key, source, purposes or {Purpose.MARKETING}),
+        renderer=Renderer(),
+        layouts=layouts,
+        policy=POLICY,
+        clinic=CLINIC,
+        public_url="https://nurture.example.org",
+    )
+
+
+def messages(report: LintReport, level: str = "error") -> str:
+    return "\n".join(str(f) for f in report.findings if f.level == level)
+
+
+def test_clean_templates_pass() -> None:
+    assert lint(GOOD_SMS).findings == []
+    assert lint(GOOD_EMAIL, Channel.EMAIL).findings == []
+
+
+def test_syntax_errors_have_line_numbers() -> None:
+    report = lint("line one\n{% if lead.first_name %}\nno end", purposes={Purpose.CARE})
+    [error] = report.errors
+    assert error.line == 2  # the {% if %} that is never closed
+    assert "syntax" in error.message
+    assert "endif" in error.message
+
+
+def test_email_body_lines_are_the_file_lines() -> None:
+    report = lint("---\nsubject: Hi\n---\nfine\n{{ lead.first_name ", Channel.EMAIL)
+    assert report.errors[0].line == 5
+
+
+def test_variables_outside_the_documented_context() -> None:
+    assert "unknown variable 'user'" in messages(lint("Hi {{ user.name }} STOP"))
+    assert "undefined variable" in messages(lint("Hi {{ lead.nickname }} STOP"))
+
+
+def test_a_template_that_breaks_for_a_sample_without_optional_fields() -> None:
+    report = lint(
+        "{{ clinic.sms_program_name }}: see you {{ consult.when.upper() }}. Reply STOP to opt out."
+    )
+    assert "does not render for the sample “New lead, no consult yet”" in messages(report)
+
+
+def test_none_printed_for_a_missing_field_is_an_error() -> None:
+    report = lint(
+        "{{ clinic.sms_program_name }}: your consultation is {{ consult.when }}. STOP to opt out."
+    )
+    assert "prints None" in messages(report)
+
+
+def test_ucs2_is_named_and_segments_counted() -> None:
+    curly = lint("{{ clinic.sms_program_name }}: Don’t forget to book. Reply STOP to opt out.")
+    assert "'’' switches the text to UCS-2" in messages(curly, "warning")
+    three = lint("{{ clinic.sms_program_name }}: " + "x" * 330 + " Reply STOP to opt out.")
+    assert "3 segments" in messages(three, "warning") and three.ok
+    five = lint("{{ clinic.sms_program_name }}: " + "x" * 700 + " Reply STOP to opt out.")
+    assert "keep it to 4 at most" in messages(five)
+
+
+@pytest.mark.parametrize(
+    ("text", "word"),
+    [
+        ("Ask about Ketamine today", "Ketamine"),
+        ("Spravato is here", "Spravato"),
+        ("help for depression", "depression"),
+        ("just $99 a session", "$9"),
+        ("50mg doses", "50mg"),
+        ("20% off this week", "20% off"),
+        ("use this coupon", "coupon"),
+        ("our infusions", "infusions"),
+    ],
+)
+def test_texts_never_carry_drug_names_diagnoses_doses_prices_or_offers(
+    text: str, word: str
+) -> None:
+    report = lint("{{ clinic.sms_program_name }}: " + text + ". Reply STOP to opt out.")
+    assert f"“{word}” may not appear in a text" in messages(report)
+
+
+def test_the_clinics_full_name_is_caught_in_a_text() -> None:
+    assert "may not appear in a text" in messages(
+        lint("{{ clinic.name }}: hello. Reply STOP to opt out.")
+    )
+
+
+def test_marketing_texts_must_say_how_to_opt_out() -> None:
+    assert "must tell people how to opt out" in messages(
+        lint("{{ clinic.sms_program_name }}: book now")
+    )
+    assert lint("{{ clinic.sms_program_name }}: see you soon", purposes={Purpose.CARE}).ok
+
+
+def test_compliance_texts_keep_their_required_words() -> None:
+    report = lint(
+        "{{ clinic.sms_program_name }}: welcome! Reply STOP to opt out.",
+        key="optin-confirmation",
+        purposes={Purpose.OPTIN},
+    )
+    assert "must keep the words “Msg & data rates may apply”" in messages(report)
+
+
+def test_marketing_email_keeps_unsubscribe_and_address() -> None:
+    broken = EmailLayouts(html="<p>{{ body_html }}</p>", text="{{ body_text }}")
+    report = lint(GOOD_EMAIL, Channel.EMAIL, layouts=broken)
+    assert "unsubscribe link" in messages(report)
+    assert "postal address" in messages(report)
+    assert lint(GOOD_EMAIL, Channel.EMAIL, purposes={Purpose.CARE}, layouts=broken).ok
+
+
+def test_a_script_link_never_becomes_a_link() -> None:
+    from tests.unit.test_rendering import LAYOUTS as layouts
+    from tests.unit.test_rendering import context
+
+    email = Renderer().render_email(
+        "---\nsubject: Hi\n---\n[book](javascript:alert(1))", layouts, context(), name="e"
+    )
+    assert 'href="javascript' not in email.html
+
+
+@pytest.mark.parametrize("link", ["http://clinic.example/book", "/book"])
+def test_links_must_be_absolute_https(link: str) -> None:
+    report = lint(f"---\nsubject: Hi\n---\n[book]({link})", Channel.EMAIL)
+    assert "must be an absolute https:// address" in messages(report)
+
+
+def test_care_email_must_not_sell() -> None:
+    report = lint(
+        "---\nsubject: Your appointment\n---\nA limited time discount!",
+        Channel.EMAIL,
+        purposes={Purpose.CARE},
+    )
+    assert "care e-mail must not carry marketing content" in messages(report)
+
+
+INJECTIONS = [
+    "{{ lead.__class__ }}",
+    "{{ lead.__class__.__mro__[1].__subclasses__() }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    "{{ joiner.__init__.__globals__ }}",
+    "{{ namespace.__init__.__globals__ }}",
+    "{{ lipsum.__globals__['os'] }}",
+    "{{ self.__init__.__globals__ }}",
+    "{{ lead|attr('__class__') }}",
+    "{{ lead['__class__'] }}",
+    "{{ (lead.first_name).__class__.__base__.__subclasses__() }}",
+    "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
+    "{{ config }}",
+    "{{ request.application.__globals__ }}",
+    "{{ range.__self__ }}",
+]
+
+
+@pytest.mark.parametrize("payload", INJECTIONS)
+def test_template_injection_is_a_lint_error_and_renders_nothing_of_python(payload: str) -> None:
+    report = lint(f"{{{{ clinic.sms_program_name }}}}: {payload} Reply STOP to opt out.")
+    assert not report.ok
+    from nurture.rendering import RenderContext, RenderError
+    from tests.unit.test_rendering import context
+
+    ctx: RenderContext = context()
+    try:
+        rendered = Renderer().render_sms(payload, ctx, name="t")
+    except RenderError:
+        return
+    for leak in ("<class", "subprocess", "Popen", "builtins", "function", "module"):
+        assert leak not in rendered
