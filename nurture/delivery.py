@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -78,7 +78,8 @@ def record_status(
         if kind is ErrorClass.RETRY and message.attempts < services.settings.max_attempts:
             # Twilio could not deliver it and says trying again may work: the same row goes back
             # to the schedule (never a Celery countdown).
-            message.due_at = now + dispatch.retry_delay(message.attempts)
+            base = timedelta(seconds=services.settings.retry_base)
+            message.due_at = now + dispatch.retry_delay(message.attempts, base=base)
             _move(
                 session, message, MessageStatus.SCHEDULED, now=now, reason=reason, code=error_code
             )

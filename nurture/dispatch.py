@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from nurture import audit, clock, content, gates, provider_errors
+from nurture import audit, clock, content, gates, metrics, pauses, provider_errors
 from nurture.models import Channel, Lead, Message, MessageStatus, Purpose
 from nurture.rendering import RenderError
 from nurture.services import Services
@@ -31,7 +31,7 @@ from nurture.transports import (
 
 log = logging.getLogger(__name__)
 
-RETRY_BASE = timedelta(minutes=1)
+RETRY_BASE = timedelta(minutes=1)  # the default; NURTURE_RETRY_BASE sets it
 RETRY_CAP = timedelta(hours=1)
 
 
@@ -45,12 +45,17 @@ def claim_due(session: Session, *, now: datetime, limit: int) -> list[Claimed]:
     """Move up to ``limit`` due rows from ``scheduled`` to ``queued`` and return them.
 
     On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets two dispatchers claim side by side without
-    ever taking the same row; SQLite serialises writers, so it needs no such clause. The caller
-    commits, then publishes one send task per row.
+    ever taking the same row; SQLite serialises writers, so it needs no such clause. Rows held by
+    a kill switch are not claimed at all: they keep their place, untouched, until it is lifted.
+    The caller commits, then publishes one send task per row.
     """
     due = (
         select(Message.id)
-        .where(Message.status == MessageStatus.SCHEDULED, Message.due_at <= now)
+        .where(
+            Message.status == MessageStatus.SCHEDULED,
+            Message.due_at <= now,
+            *pauses.held_out(session),
+        )
         .order_by(Message.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -71,10 +76,12 @@ def unsubscribe_headers(url: str, mailto: str) -> dict[str, str]:
     return {"List-Unsubscribe": targets, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 
-def retry_delay(attempts: int, *, rng: random.Random | None = None) -> timedelta:
+def retry_delay(
+    attempts: int, *, rng: random.Random | None = None, base: timedelta = RETRY_BASE
+) -> timedelta:
     """Capped exponential backoff with jitter: 1, 2, 4 … minutes up to an hour, at random
     between half and all of it (so retries after an outage do not arrive together)."""
-    ceiling: timedelta = min(RETRY_CAP, RETRY_BASE * 2 ** max(attempts - 1, 0))
+    ceiling: timedelta = min(RETRY_CAP, base * 2 ** max(attempts - 1, 0))
     fraction: float = 0.5 + 0.5 * (rng or random.SystemRandom()).random()
     return ceiling * fraction
 
@@ -115,6 +122,13 @@ def _settle(
         details["code"] = code
     if "provider_id" in values:
         details["provider_id"] = values["provider_id"]
+    metrics.record_outcome(
+        message.channel.value,
+        status.value,
+        due_at=message.due_at,
+        sent_at=values.get("sent_at"),
+        code=code,
+    )
     audit.record(
         session,
         actor=audit.WORKER,
@@ -128,7 +142,14 @@ def _settle(
         "message %s %s",
         message.id,
         status.value,
-        extra={"message_id": message.id, "lead_id": str(message.lead_id), "status": status.value},
+        extra={
+            "message_id": message.id,
+            "lead_id": str(message.lead_id),
+            "sequence": message.sequence_key,
+            "step": message.step_key,
+            "channel": message.channel.value,
+            "status": status.value,
+        },
     )
 
 
@@ -243,7 +264,8 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
             now=sent_at,
             reason=error.reason,
             code=error.code,
-            due_at=sent_at + retry_delay(message.attempts),
+            due_at=sent_at
+            + retry_delay(message.attempts, base=timedelta(seconds=services.settings.retry_base)),
         )
         return MessageStatus.SCHEDULED
     except PermanentDeliveryError as error:

@@ -29,8 +29,6 @@ from nurture.policy import Policy
 from nurture.rendering import LeadView, consult_view, describe_local_time
 from nurture.sequences import Catalog, Step
 
-# How long a row held by a kill switch waits before it is looked at again.
-PAUSE_RECHECK = timedelta(minutes=5)
 # How long after the opt-in confirmation another text to the same number may follow.
 OPTIN_FIRST_GAP = timedelta(minutes=1)
 
@@ -75,7 +73,9 @@ def check(
         return verdict
     pause = pauses.matching(pauses.active(session), message)
     if pause is not None:
-        return Defer(now + PAUSE_RECHECK, f"paused ({pause.scope.value}): {pause.reason}")
+        # Back to the schedule with its own due time: the claim leaves paused rows alone, and
+        # resuming can tell which became overdue while paused.
+        return Defer(message.due_at, f"paused ({pause.scope.value}): {pause.reason}")
     if message.channel is Channel.SMS and message.purpose is not Purpose.OPTIN:
         optin_due = session.scalar(
             select(Message.due_at)

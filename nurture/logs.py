@@ -6,9 +6,11 @@ forgets (an exception message from a provider, say, that quotes the number).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
+from datetime import UTC, datetime
 
 EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # E.164 (+12085550123) or North American dialling ((208) 555-0123, 208.555.0123, 1-208-555-0123);
@@ -52,8 +54,52 @@ def mask_handlers(logger: logging.Logger) -> None:
             handler.addFilter(MaskingFilter())
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send the application's logs to stderr, masked. Safe to call more than once.
+# Fields code may attach with ``extra=``; they become keys of the JSON line.
+CONTEXT_FIELDS = (
+    "message_id",
+    "lead_id",
+    "sequence",
+    "step",
+    "channel",
+    "status",
+    "task",
+    "inbound_id",
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: what log collectors index without parsing prose."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": mask(record.getMessage()),
+        }
+        for name in CONTEXT_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                event[name] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            event["exception"] = mask(record.exc_text)
+        return json.dumps(event, default=str)
+
+
+def make_formatter(log_format: str, stream: object = sys.stderr) -> logging.Formatter:
+    use_json = log_format == "json" or (
+        log_format == "auto" and not getattr(stream, "isatty", lambda: False)()
+    )
+    if use_json:
+        return JsonFormatter()
+    return logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def configure_logging(level: str = "INFO", log_format: str = "auto") -> None:
+    """Send the application's logs to stderr, masked: JSON lines, or text on a terminal.
+    Safe to call more than once.
 
     Where a host already configured the root logger (Celery's worker does), its handlers are
     kept and masked instead of doubled.
@@ -61,7 +107,7 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(make_formatter(log_format))
         root.addHandler(handler)
         root.setLevel(level.upper())
     mask_handlers(root)

@@ -414,3 +414,15 @@ class StaffSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
     expires_at: Mapped[datetime]
+
+
+class WorkerHeartbeat(Base):
+    """Each worker writes one every few seconds: ops see which are alive on any broker."""
+
+    __tablename__ = "worker_heartbeats"
+
+    hostname: Mapped[str] = mapped_column(String(200), primary_key=True)
+    pid: Mapped[int]
+    queues: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime]
+    last_seen: Mapped[datetime]

@@ -7,15 +7,31 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, not_, or_, select
 from sqlalchemy.orm import Session
 
 from nurture import audit
-from nurture.models import Lead, Message, Pause, PauseScope
+from nurture.models import Channel, Lead, Message, Pause, PauseScope, Purpose
 
 
 def active(session: Session) -> list[Pause]:
     return list(session.scalars(select(Pause).where(Pause.ended_at.is_(None)).order_by(Pause.id)))
+
+
+def held_out(session: Session) -> list[ColumnElement[bool]]:
+    """WHERE clauses that leave out every row an active pause holds (staff alerts never wait)."""
+    active_pauses = active(session)
+    if not active_pauses:
+        return []
+    if any(p.scope is PauseScope.ALL for p in active_pauses):
+        return [Message.purpose == Purpose.ALERT]
+    channels = [p.value for p in active_pauses if p.scope is PauseScope.CHANNEL and p.value]
+    sequences = [p.value for p in active_pauses if p.scope is PauseScope.SEQUENCE and p.value]
+    held = or_(
+        Message.channel.in_([Channel(c) for c in channels]),
+        and_(Message.sequence_key.is_not(None), Message.sequence_key.in_(sequences)),
+    )
+    return [or_(Message.purpose == Purpose.ALERT, not_(held))]
 
 
 def matching(pauses: list[Pause], message: Message) -> Pause | None:

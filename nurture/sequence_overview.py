@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nurture import windows
+from nurture.durations import format_duration
 from nurture.models import (
     PENDING_STATUSES,
     Channel,
@@ -19,7 +20,7 @@ from nurture.models import (
     Purpose,
 )
 from nurture.policy import Policy
-from nurture.sequences import Catalog, LifecycleEvent, Sequence, Step
+from nurture.sequences import Anchor, Catalog, LifecycleEvent, Sequence, Step
 from nurture.simulation import ConsentChoice, SampleLead
 
 DAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -36,20 +37,22 @@ class SequenceRow:
 
 def overview(session: Session, catalog: Catalog) -> list[SequenceRow]:
     """Every sequence by key, with its active enrolments and rows not yet sent."""
-    active = dict(
+    active: dict[str, int] = dict(
         session.execute(
             select(Enrollment.sequence_key, func.count())
             .where(Enrollment.status == EnrollmentStatus.ACTIVE)
             .group_by(Enrollment.sequence_key)
-        ).tuples()
+        ).all()
     )
-    pending = dict(
-        session.execute(
+    pending: dict[str, int] = {
+        key: count
+        for key, count in session.execute(
             select(Message.sequence_key, func.count())
             .where(Message.status.in_(PENDING_STATUSES), Message.sequence_key.is_not(None))
             .group_by(Message.sequence_key)
-        ).tuples()
-    )
+        )
+        if key is not None
+    }
     return [
         SequenceRow(sequence, int(active.get(key, 0)), int(pending.get(key, 0)))
         for key, sequence in sorted(catalog.by_key.items())
@@ -98,6 +101,16 @@ def step_window(policy: Policy, step: Step) -> str:
     if step.channel is Channel.SMS and step.purpose is Purpose.MARKETING and policy.states:
         text += " (stricter in some states)"
     return text
+
+
+def describe_offset(step: Step) -> str:
+    """``1d before the consult``, ``2d after enrolment``, ``at enrolment``."""
+    anchor = "the consult" if step.anchor is Anchor.CONSULT_AT else "enrolment"
+    seconds = step.offset.total_seconds()
+    if seconds == 0:
+        return f"at {anchor}"
+    amount = format_duration(abs(step.offset))
+    return f"{amount} {'before' if seconds < 0 else 'after'} {anchor}"
 
 
 SAMPLES: dict[str, SampleLead] = {

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     # A row still `sending` after this long belongs to a crashed worker: `unknown`, for ops.
     stale_sending_after: float = Field(default=600.0, gt=0)
     max_attempts: int = Field(default=5, ge=1, le=50)
+    # First retry delay; each later one doubles, up to an hour (with jitter).
+    retry_base: float = Field(default=60.0, gt=0, le=3600)
+    # Rendered bodies older than this are deleted by `nurture ops purge` (minimum necessary).
+    body_retention_days: int = Field(default=90, ge=1)
+    # The worker serves its Prometheus metrics here (0: off). Web serves /metrics itself.
+    worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
+    # "json" (one event per line, for log collectors), "text", or "auto": text on a terminal.
+    log_format: Literal["auto", "json", "text"] = "auto"
 
     log_level: str = "INFO"
 

@@ -13,7 +13,8 @@ from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger
 from kombu import Queue
 
-from nurture.logs import mask_handlers
+import workers.metrics_dir  # noqa: F401 - before anything imports prometheus_client
+from nurture.logs import make_formatter, mask_handlers
 from nurture.settings import Settings, get_settings
 
 QUEUES = ("dispatch", "email", "sms")
@@ -73,12 +74,24 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 @after_setup_logger.connect
 @after_setup_task_logger.connect
 def _mask_celery_logs(logger: logging.Logger, **_kwargs: Any) -> None:
-    # Celery's own handlers print task arguments and exceptions: mask them like ours.
+    # Celery's own handlers print task arguments and exceptions: mask them like ours, and
+    # write JSON lines unless a person is watching a terminal.
+    settings = get_settings()
+    for handler in logger.handlers:
+        if settings.log_format != "text" and not (
+            settings.log_format == "auto" and _is_tty(handler)
+        ):
+            handler.setFormatter(make_formatter("json"))
     mask_handlers(logger)
 
 
+def _is_tty(handler: logging.Handler) -> bool:
+    stream = getattr(handler, "stream", None)
+    return bool(stream is not None and getattr(stream, "isatty", lambda: False)())
+
+
 def create_app(settings: Settings | None = None) -> Celery:
-    app = Celery("nurture", include=["workers.tasks"])
+    app = Celery("nurture", include=["workers.tasks", "workers.lifecycle"])
     app.conf.update(celery_config(settings or get_settings()))
     return app
 

@@ -9,7 +9,7 @@ from functools import cache
 from celery import Task
 from sqlalchemy import text
 
-from nurture import clock, dispatch, planner
+from nurture import clock, dispatch, ops, planner
 from nurture.db import session_scope
 from nurture.dispatch import Claimed
 from nurture.logs import configure_logging
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 @cache
 def services() -> Services:
     """Built on first use in each worker process (after the prefork fork, never before)."""
-    configure_logging(get_settings().log_level)
+    configure_logging(get_settings().log_level, get_settings().log_format)
     return build_services(get_settings())
 
 
@@ -76,6 +76,8 @@ def reap_stale() -> None:
         )
         planner.complete_finished(session, catalog=services().catalog, now=clock.utcnow())
     publish_sends(reaped.requeued)
+    with session_scope(services().sessions) as session:
+        ops.reconcile_unknown(session, services().sms, now=clock.utcnow())
 
 
 @app.task(name="nurture.purge_broker")

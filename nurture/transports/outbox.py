@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 from nurture import clock
@@ -45,6 +46,12 @@ class OutboxSmsTransport:
     def __init__(self, directory: Path, *, sender: str) -> None:
         self.directory = directory / "sms"
         self.sender = sender
+
+    def find_sent(self, *, to: str, body: str, since: datetime, reference: str) -> str | None:
+        """The outbox file written for this message, if the write finished before a crash."""
+        for path in sorted(self.directory.glob(f"*-{reference}.txt")):
+            return f"outbox-{path.stem}"
+        return None
 
     def send(self, sms: OutgoingSms) -> str:
         stem = _stem(sms.reference)

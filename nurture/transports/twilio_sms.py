@@ -7,6 +7,8 @@ instead of arriving hours late.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -69,6 +71,21 @@ class TwilioSmsTransport:
                 code="timeout",
             ) from None
         return str(message.sid)
+
+    def find_sent(self, *, to: str, body: str, since: datetime, reference: str) -> str | None:
+        """The id of a text Twilio accepted to ``to`` with ``body`` since ``since`` (for settling
+        `unknown` rows); None when Twilio has no such message or cannot be asked."""
+        try:
+            return _find_sent_impl(self.client, to=to, body=body, since=since)
+        except (TwilioRestException, requests.RequestException):
+            return None
+
+
+def _find_sent_impl(client: Client, *, to: str, body: str, since: datetime) -> str | None:
+    for message in client.messages.list(to=to, date_sent_after=since, limit=50):
+        if message.body == body and message.status not in {"failed", "undelivered", "canceled"}:
+            return str(message.sid)
+    return None
 
 
 def _never_connected(error: requests.RequestException) -> bool:

@@ -13,11 +13,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nurture.services import Services
 from nurture.web import admin, api, health, public, unsubscribe, webhooks
-from nurture.web.admin.auth import LoginRequiredError, login_redirect
+from nurture.web.admin.auth import LoginRequiredError, current_staff, login_redirect
 from nurture.web.admin.pages import render
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
+
+
+def _admin_error(request: Request, status: int, detail: str) -> Response:
+    """Staff see a page, not JSON, and keep their navigation when they are signed in."""
+    try:
+        who = current_staff(request, request.app.state.services)
+    except LoginRequiredError:
+        who = None
+    titles = {403: "Not allowed", 404: "Not found", 422: "Something is missing"}
+    context = {
+        "status": status,
+        "title": titles.get(status, "Something went wrong"),
+        "detail": detail,
+    }
+    return render(request, who, "error.html", context, status_code=status)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -38,7 +53,12 @@ def create_app(services: Services) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, error: RequestValidationError) -> Response:
+        if request.url.path.startswith("/admin"):
+            detail = "; ".join(
+                f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in error.errors()
+            )
+            return _admin_error(request, 422, detail)
         errors = [
             {
                 "field": ".".join(
@@ -57,19 +77,7 @@ def create_app(services: Services) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
         if request.url.path.startswith("/admin"):
-            # Staff see a page, not JSON; the page keeps their navigation when they are signed in.
-            titles = {403: "Not allowed", 404: "Not found", 422: "Something is missing"}
-            return render(
-                request,
-                None,
-                "error.html",
-                {
-                    "status": error.status_code,
-                    "title": titles.get(error.status_code, "Something went wrong"),
-                    "detail": error.detail,
-                },
-                status_code=error.status_code,
-            )
+            return _admin_error(request, error.status_code, str(error.detail))
         return JSONResponse(
             {"detail": error.detail}, status_code=error.status_code, headers=error.headers
         )

@@ -6,11 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from nurture.metrics import exposition
 from nurture.migrations import current_revision, head_revision
+from nurture.ops import broker_reachable
 from nurture.web.deps import ServicesDep
 
 router = APIRouter()
@@ -24,7 +26,7 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(services: ServicesDep) -> JSONResponse:
-    """Ready to take traffic: the database answers and its schema is current."""
+    """Ready to take traffic: the database answers, its schema is current, the broker answers."""
     checks: dict[str, Any] = {}
     try:
         with services.engine.connect() as connection:
@@ -34,6 +36,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
         checks["migrations"] = {"ok": current == head, "current": current, "head": head}
     except SQLAlchemyError as error:
         checks["database"] = {"ok": False, "error": type(error).__name__}
+    checks["broker"] = {"ok": broker_reachable(services.settings.resolved_broker_url)}
     ready = all(check["ok"] for check in checks.values()) and "migrations" in checks
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},
@@ -42,5 +45,5 @@ def readyz(services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics(services: ServicesDep) -> Response:
+    return Response(exposition(services), media_type=CONTENT_TYPE_LATEST)

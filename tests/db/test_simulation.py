@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from nurture import planner
+from nurture.cli import cli
 from nurture.models import Lead, Message
 from nurture.services import Services, build_services
 from nurture.settings import get_settings
@@ -37,7 +39,7 @@ def test_the_simulated_plan_is_the_planners_plan(services: Services, key: str) -
     entries = simulate(sequence, sample, start=START, consult_at=CONSULT, services=services)
     with services.sessions.begin() as session:
         lead = sample.to_lead(consult_at=CONSULT, now=START)
-        lead.id = __import__("uuid").uuid4()
+        lead.id = uuid.uuid4()
         session.add(lead)
         enrollment = planner.enroll(
             session, lead, sequence, clinic_zone=services.clinic.zone, now=START, actor="t"
@@ -112,8 +114,10 @@ def test_the_simulate_command(tmp_path: Path) -> None:
         "NURTURE_VAR_DIR": str(tmp_path),
     }
     get_settings.cache_clear()
+    assert CliRunner().invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    get_settings.cache_clear()
     result = CliRunner().invoke(
-        __import__("nurture.cli", fromlist=["cli"]).cli,
+        cli,
         [
             "sequences",
             "simulate",
@@ -146,7 +150,7 @@ def test_the_simulate_command(tmp_path: Path) -> None:
             "--start: 'tomorrow' is not ISO 8601",
         ),
     ]:
-        result = CliRunner().invoke(__import__("nurture.cli", fromlist=["cli"]).cli, args, env=env)
+        result = CliRunner().invoke(cli, args, env=env)
         get_settings.cache_clear()
         assert result.exit_code == 2, result.output
         assert fragment in result.output

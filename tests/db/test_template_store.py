@@ -88,9 +88,8 @@ def test_a_file_never_overwrites_what_marketing_published(editable: Services) ->
         sync(editable)
     )  # nothing new to import
     path.write_text(path.read_text().replace("Support:", "Help line:"))
-    assert (
-        "published it"
-        in [x for x in sync(editable, force=True) if x.startswith("sms/help-reply")][0]
+    assert "published it" in next(
+        x for x in sync(editable, force=True) if x.startswith("sms/help-reply")
     )
     assert "Help line:" in editable.templates.get(Channel.SMS, "help-reply").source
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -10,9 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from nurture.models import ConsentEvent, Lead, Message, Purpose
-from nurture.services import Services
+from nurture.services import Services, build_services
 from nurture.web import create_app
-from tests.support.factories import signup_data
+from tests.conftest import SettingsFactory
+from tests.support.factories import sign_up, signup_data
 
 API_KEY = {"Authorization": "Bearer test-api-key"}
 
@@ -191,9 +193,25 @@ def test_consult_form_errors_are_shown_next_to_the_fields(
     assert count(services, Lead) == 0
 
 
-def test_health_and_readiness(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
-    ready = client.get("/readyz")
-    assert ready.status_code == 200
-    assert ready.json()["checks"]["migrations"]["ok"] is True
-    assert client.get("/metrics").status_code == 200
+def test_health_and_readiness(make_settings: SettingsFactory) -> None:
+    from tests.conftest import REDIS_URL
+    from tests.support.smtp_server import free_port
+
+    for broker, ready_status in ((REDIS_URL, 200), (f"redis://127.0.0.1:{free_port()}/0", 503)):
+        services = build_services(make_settings(broker_url=broker))
+        sign_up(services, email=f"m{ready_status}@example.com", phone=f"+1208555{ready_status:04d}")
+        with TestClient(create_app(services)) as client:
+            assert client.get("/healthz").json() == {"status": "ok"}
+            ready = client.get("/readyz")
+            assert ready.status_code == ready_status, ready.text
+            checks = ready.json()["checks"]
+            assert checks["database"]["ok"] is True
+            assert checks["migrations"]["ok"] is True
+            assert checks["broker"]["ok"] is (ready_status == 200)
+            metrics = client.get("/metrics")
+            assert metrics.status_code == 200
+            assert re.search(
+                r'nurture_messages\{channel="sms",status="scheduled"\} [12]\.0', metrics.text
+            )
+            assert "nurture_workers_alive" in metrics.text
+        services.close()

@@ -17,7 +17,10 @@ LAYOUTS = EmailLayouts(
     html=(REPO / "templates/layouts/email.html.j2").read_text(),
     text=(REPO / "templates/layouts/email.txt.j2").read_text(),
 )
-GOOD_SMS = "{{ clinic.sms_program_name }}: Pick a time for your consultation: {{ links.book }} Reply STOP to opt out."
+GOOD_SMS = (
+    "{{ clinic.sms_program_name }}: Pick a time for your consultation: {{ links.book }} "
+    "Reply STOP to opt out."
+)
 GOOD_EMAIL = (
     "---\nsubject: Hello {{ lead.first_name or 'there' }}\n---\nHi, [book]({{ links.book }})."
 )
@@ -141,11 +144,10 @@ def test_marketing_email_keeps_unsubscribe_and_address() -> None:
 
 
 def test_a_script_link_never_becomes_a_link() -> None:
-    from tests.unit.test_rendering import LAYOUTS as layouts
     from tests.unit.test_rendering import context
 
     email = Renderer().render_email(
-        "---\nsubject: Hi\n---\n[book](javascript:alert(1))", layouts, context(), name="e"
+        "---\nsubject: Hi\n---\n[book](javascript:alert(1))", LAYOUTS, context(), name="e"
     )
     assert 'href="javascript' not in email.html
 

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from nurture import windows
 from nurture.policy import StateRule, load_policy
 from nurture.windows import Schedule, is_holiday, next_allowed, schedule_for
+from tests.conftest import REPO
 
-POLICY = load_policy(__import__("tests.conftest", fromlist=["REPO"]).REPO / "config")
+POLICY = load_policy(REPO / "config")
 US_ZONES = [
     "America/New_York", "America/Detroit", "America/Indiana/Indianapolis", "America/Chicago",
     "America/Denver", "America/Boise", "America/Phoenix", "America/Los_Angeles",

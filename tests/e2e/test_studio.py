@@ -1,0 +1,77 @@
+"""Marketing in a real browser: sign in, edit a text, watch the live preview and lint, fix,
+save, publish, roll back. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Browser, expect
+
+from nurture.models import Channel
+from tests.e2e.conftest import Site, sign_in
+
+
+def test_marketing_edits_previews_lints_publishes_and_rolls_back(
+    browser: Browser, site: Site, artifacts: Path
+) -> None:
+    page = browser.new_page()
+    sign_in(page, site, "marketing@clinic.example", "/admin/templates")
+    page.click("text=sms/booking-nudge")
+    expect(page.locator("h1")).to_have_text("sms/booking-nudge")
+    expect(page.locator("#lint")).to_contain_text("No problems found.")
+    original = page.input_value("#source")
+
+    # A drug name on a lock screen: the live preview and lint catch it as it is typed.
+    page.fill("#source", original.replace("No pressure at all.", "Ask us about ketamine!"))
+    expect(page.locator("#lint")).to_contain_text("“ketamine” may not appear in a text")
+    expect(page.locator("#sms-preview")).to_contain_text("Ask us about ketamine!")
+    page.screenshot(path=str(artifacts / "studio-lint-error.png"), full_page=True)
+
+    fixed = original.replace("No pressure at all.", "We are here when you are ready.")
+    page.fill("#source", fixed)
+    expect(page.locator("#lint")).to_contain_text("No problems found.")
+    expect(page.locator("#sms-counter")).to_contain_text("GSM-7")
+    page.click("text=Save draft")
+    expect(page.locator(".notice")).to_have_text("Draft saved.")
+    page.screenshot(path=str(artifacts / "studio-draft-saved.png"), full_page=True)
+
+    page.locator("tr", has_text="v2").locator("button", has_text="Publish").click()
+    expect(page.locator(".notice")).to_contain_text("Published")
+    assert (
+        "We are here when you are ready."
+        in site.services.templates.get(Channel.SMS, "booking-nudge").source
+    )
+
+    page.locator("tr", has_text="v1").locator("button", has_text="Roll back to this").click()
+    expect(page.locator(".notice")).to_contain_text("Published")
+    expect(page.locator("tr.current")).to_contain_text("rollback to version 1")
+    page.screenshot(path=str(artifacts / "studio-rolled-back.png"), full_page=True)
+    assert site.services.templates.get(Channel.SMS, "booking-nudge").source == original
+
+    page.click("text=diff >> nth=0")
+    expect(page.locator("h1")).to_contain_text("→ version 3")
+    page.close()
+
+
+def test_an_email_preview_renders_in_a_sandboxed_frame(
+    browser: Browser, site: Site, artifacts: Path
+) -> None:
+    page = browser.new_page()
+    sign_in(page, site, "marketing@clinic.example", "/admin/templates/email/how-the-therapy-works")
+    frame = page.frame_locator("#html-preview")
+    expect(frame.locator("body")).to_contain_text("The care team at")
+    expect(frame.locator("body")).to_contain_text("Unsubscribe")
+    page.select_option("#sample", label="Someone who only texted us (no name, no e-mail)")
+    expect(frame.locator("body")).to_contain_text("Hi there")
+    page.screenshot(path=str(artifacts / "studio-email-preview.png"), full_page=True)
+    assert page.get_attribute("#html-preview", "sandbox") == ""
+    page.close()
+
+
+def test_ops_cannot_open_the_studio(browser: Browser, site: Site) -> None:
+    page = browser.new_page()
+    sign_in(page, site, "ops@clinic.example", "/admin/")
+    response = page.goto(f"{site.url}/admin/templates")
+    assert response is not None and response.status == 403
+    expect(page.locator("h1")).to_have_text("Not allowed")
+    page.close()
