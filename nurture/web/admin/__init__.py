@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from nurture.web.admin import account, inbox, leads_pages, sequences_pages, studio, users_pages
+from nurture.web.admin import (
+    account,
+    inbox,
+    leads_pages,
+    ops_pages,
+    sequences_pages,
+    studio,
+    users_pages,
+)
 
 router = APIRouter(prefix="/admin")
-for module in (account, studio, sequences_pages, leads_pages, inbox, users_pages):
+for module in (account, studio, sequences_pages, leads_pages, inbox, users_pages, ops_pages):
     router.include_router(module.router)
 
 __all__ = ["router"]
