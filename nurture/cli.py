@@ -437,6 +437,11 @@ def _status_text(snapshot: Any) -> str:
     for state, channels in snapshot.counts.items():
         if any(channels.values()):
             lines.append(f"  {state:<12} " + "  ".join(f"{c} {n}" for c, n in channels.items()))
+    if snapshot.retrying_by_code:
+        lines.append(
+            "waiting to retry, by code: "
+            + ", ".join(f"{c}: {n}" for c, n in snapshot.retrying_by_code.items())
+        )
     if snapshot.failures_by_code:
         lines.append(
             "failures (24 h) by code: "

@@ -148,6 +148,7 @@ class Status:
     lateness: Lateness
     sends_per_minute: list[int]  # the last 60 minutes, oldest first
     failures_by_code: dict[str, int]  # last 24 h
+    retrying_by_code: dict[str, int]  # scheduled again after a transient error, waiting to retry
     unknown: list[dict[str, Any]]
     held_by_pause: int
     pauses: list[dict[str, Any]]
@@ -244,6 +245,18 @@ def status(session: Session, *, catalog: Catalog, broker_url: str, now: datetime
         ),
         sends_per_minute=per_minute,
         failures_by_code=dict(failures.most_common()),
+        retrying_by_code=dict(
+            Counter(
+                code or "none"
+                for code in session.scalars(
+                    select(Message.error_code).where(
+                        Message.status == MessageStatus.SCHEDULED,
+                        Message.attempts > 0,
+                        Message.error_code.is_not(None),
+                    )
+                )
+            ).most_common()
+        ),
         unknown=unknown,
         held_by_pause=held,
         pauses=[
@@ -507,9 +520,10 @@ def purge_bodies(session: Session, *, older_than: timedelta, actor: str, now: da
 def reconcile_unknown(
     session: Session, sms: object, *, now: datetime, older_than: timedelta = timedelta(minutes=2)
 ) -> int:
-    """Settle `unknown` texts the provider confirms it has: it is asked for a message to that
-    number, with that body, since the attempt. Found → `sent` with its id; not found → left for
-    a person, never resent automatically."""
+    """Settle `unknown` texts by asking the provider for a message to that number, with that
+    body, since the attempt. Found → `sent` with its id. Not found, by a provider that answered
+    → it never left, so it goes back to the schedule: a timeout that lost the request is retried
+    with no risk of a second text. The provider cannot be asked → left as it is, for next time."""
     find = getattr(sms, "find_sent", None)
     if find is None:
         return 0
@@ -519,18 +533,28 @@ def reconcile_unknown(
         if not lead_phone or not message.body:
             continue
         since = message.status_at - timedelta(hours=1)
-        provider_id = find(to=lead_phone, body=message.body, since=since, reference=str(message.id))
-        if provider_id:
+        try:
+            provider_id = find(
+                to=lead_phone, body=message.body, since=since, reference=str(message.id)
+            )
+        except LookupError:
+            continue
+        if provider_id is None:
+            message.status, message.due_at, message.status_at = MessageStatus.SCHEDULED, now, now
+            message.last_error = "the provider has no record of it: sending again"
+            action, details = "ops.reconciled_not_sent", {}
+        else:
             message.status, message.provider_id = MessageStatus.SENT, str(provider_id)
             message.sent_at = message.sent_at or message.status_at
             message.status_at, message.last_error = now, "settled: the provider has it"
-            audit.record(
-                session,
-                actor="reconciler",
-                action="ops.reconciled",
-                lead_id=message.lead_id,
-                message_id=message.id,
-                details={"provider_id": str(provider_id)},
-            )
-            settled += 1
+            action, details = "ops.reconciled", {"provider_id": str(provider_id)}
+        audit.record(
+            session,
+            actor="reconciler",
+            action=action,
+            lead_id=message.lead_id,
+            message_id=message.id,
+            details=details,
+        )
+        settled += 1
     return settled

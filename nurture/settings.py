@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     stale_queued_after: float = Field(default=300.0, gt=0)
     # A row still `sending` after this long belongs to a crashed worker: `unknown`, for ops.
     stale_sending_after: float = Field(default=600.0, gt=0)
+    # How often the reaper looks for lost tasks, crashed sends and `unknown` texts to settle.
+    reap_interval: float = Field(default=60.0, gt=0, le=3600)
     max_attempts: int = Field(default=5, ge=1, le=50)
     # First retry delay; each later one doubles, up to an hour (with jitter).
     retry_base: float = Field(default=60.0, gt=0, le=3600)

@@ -60,7 +60,10 @@ class PostgresDatabases:
     def __init__(self, admin_url: str) -> None:
         self.admin_url = make_url(admin_url)
         self.template = f"nurture_tpl_{os.getpid()}"
-        self.engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        # pre_ping: one reliability test restarts PostgreSQL under the whole suite.
+        self.engine = create_engine(
+            self.admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True
+        )
         self.created: list[str] = []
 
     def url_for(self, name: str) -> str:

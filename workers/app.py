@@ -18,7 +18,6 @@ from nurture.logs import make_formatter, mask_handlers
 from nurture.settings import Settings, get_settings
 
 QUEUES = ("dispatch", "email", "sms")
-REAP_INTERVAL = 60.0
 BROKER_PURGE_INTERVAL = 600.0
 
 
@@ -52,8 +51,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             },
             "reap-stale": {
                 "task": "nurture.reap_stale",
-                "schedule": REAP_INTERVAL,
-                "options": {"expires": REAP_INTERVAL},
+                "schedule": settings.reap_interval,
+                "options": {"expires": settings.reap_interval},
             },
         },
     }

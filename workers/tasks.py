@@ -77,7 +77,12 @@ def reap_stale() -> None:
         planner.complete_finished(session, catalog=services().catalog, now=clock.utcnow())
     publish_sends(reaped.requeued)
     with session_scope(services().sessions) as session:
-        ops.reconcile_unknown(session, services().sms, now=clock.utcnow())
+        ops.reconcile_unknown(
+            session,
+            services().sms,
+            now=clock.utcnow(),
+            older_than=timedelta(seconds=settings.stale_sending_after),
+        )
 
 
 @app.task(name="nurture.purge_broker")

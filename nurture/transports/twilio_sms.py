@@ -74,11 +74,11 @@ class TwilioSmsTransport:
 
     def find_sent(self, *, to: str, body: str, since: datetime, reference: str) -> str | None:
         """The id of a text Twilio accepted to ``to`` with ``body`` since ``since`` (for settling
-        `unknown` rows); None when Twilio has no such message or cannot be asked."""
+        `unknown` rows); None when Twilio says it has none; LookupError when it cannot be asked."""
         try:
             return _find_sent_impl(self.client, to=to, body=body, since=since)
-        except (TwilioRestException, requests.RequestException):
-            return None
+        except (TwilioRestException, requests.RequestException) as error:
+            raise LookupError(f"Twilio could not be asked: {error}") from None
 
 
 def _find_sent_impl(client: Client, *, to: str, body: str, since: datetime) -> str | None:

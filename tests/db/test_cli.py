@@ -272,3 +272,81 @@ def test_users_add_creates_and_updates_with_a_clear_error_for_weak_passwords(
     )
     assert result.exit_code == 2
     assert "at least 12 characters" in result.output
+
+
+def test_ops_commands(tmp_path: Path) -> None:
+    import json
+
+    from sqlalchemy import select, update
+
+    from nurture import clock
+    from nurture.models import Message, MessageStatus, Pause
+    from nurture.services import build_services
+    from nurture.settings import Settings
+    from tests.support.factories import sign_up
+
+    env = _embedded(tmp_path)
+    assert run(["db", "upgrade"], env)[0] == 0
+    services = build_services(
+        Settings(var_dir=tmp_path, config_dir=REPO / "config", templates_dir=REPO / "templates")
+    )
+    try:
+        lead_id = sign_up(services)
+        with services.sessions.begin() as session:
+            ids = session.scalars(
+                select(Message.id).where(Message.lead_id == lead_id).order_by(Message.id)
+            ).all()
+            session.execute(
+                update(Message)
+                .where(Message.id == ids[0])
+                .values(status=MessageStatus.FAILED, error_code="21211")
+            )
+            session.execute(
+                update(Message)
+                .where(Message.id == ids[1])
+                .values(status=MessageStatus.UNKNOWN, status_at=clock.utcnow())
+            )
+    finally:
+        services.close()
+
+    code, output = run(["ops", "status"], env)
+    assert code == 0, output
+    assert "queues: dispatch 0, email 0, sms 0" in output
+    assert "unknown rows: 1" in output
+    code, output = run(["ops", "status", "--json"], env)
+    snapshot = json.loads(output)
+    assert snapshot["counts"]["failed"]["sms"] == 1
+    assert snapshot["failures_by_code"] == {"21211": 1}
+
+    code, output = run(["ops", "pause", "channel", "sms", "--reason", "carrier complaint"], env)
+    assert code == 0 and "paused #1: channel sms" in output
+    assert "PAUSED #1 channel sms: carrier complaint" in run(["ops", "status"], env)[1]
+    assert (
+        run(["ops", "pause", "channel", "fax", "--reason", "x"], env)[1].count("use email or sms")
+        == 1
+    )
+    code, output = run(["ops", "resume", "1", "--overdue", "skip"], env)
+    assert code == 0 and "resumed #1" in output
+
+    code, output = run(["ops", "retry", "--code", "21211"], env)
+    assert code == 0 and "1 message(s) scheduled again" in output
+    code, output = run(["ops", "resend", str(ids[1])], env)
+    assert code == 2 and "may duplicate" in output
+    code, output = run(["ops", "settle", str(ids[1]), "--provider-id", "SM123"], env)
+    assert code == 0 and "settled as sent" in output
+    code, output = run(["ops", "settle", str(ids[1]), "--provider-id", "SM123"], env)
+    assert code == 2 and "is not unknown" in output
+    code, output = run(["ops", "purge", "--older-than-days", "1"], env)
+    assert code == 0 and "message bodies deleted" in output
+
+    services = build_services(
+        Settings(var_dir=tmp_path, config_dir=REPO / "config", templates_dir=REPO / "templates")
+    )
+    try:
+        with services.sessions() as session:
+            assert session.get_one(Pause, 1).ended_by == "cli"
+            rows = {m.id: m for m in session.scalars(select(Message))}
+        assert rows[ids[0]].status is MessageStatus.SCHEDULED
+        assert rows[ids[1]].status is MessageStatus.SENT and rows[ids[1]].provider_id == "SM123"
+    finally:
+        services.close()

@@ -4,6 +4,7 @@ SDK), sent by a real Celery worker and beat on Redis, with the rows ending `sent
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -31,6 +32,7 @@ def test_signup_is_delivered_once_by_email_and_sms(
     tmp_path: Path,
 ) -> None:
     port = free_port()
+    metrics_port = free_port()
     public_url = f"http://127.0.0.1:{port}"
     env = app_env(
         NURTURE_DATABASE_URL=pg_url,
@@ -46,6 +48,7 @@ def test_signup_is_delivered_once_by_email_and_sms(
         NURTURE_TWILIO_FROM="+12085550100",
         NURTURE_TWILIO_API_URL=twilio.url,
         NURTURE_DISPATCH_INTERVAL=str(DISPATCH_INTERVAL),
+        NURTURE_WORKER_METRICS_PORT=str(metrics_port),
     )
     web = Process(
         "web", python_argv("-m", "nurture", "serve", "--port", str(port)), env=env, log_dir=log_dir
@@ -155,6 +158,20 @@ def test_signup_is_delivered_once_by_email_and_sms(
         worker_log = worker.output() + web.output()
         assert "555-0142" not in worker_log and "+12085550142" not in worker_log
         assert "dana.lee@example.com" not in worker_log.lower()
+
+        # Logs are JSON lines (not a terminal), one event each, with the message's context.
+        events = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
+        sent = [
+            e for e in events if e.get("status") == "sent" and e.get("logger") == "nurture.dispatch"
+        ]
+        assert {e["step"] for e in sent} == {"optin-confirmation", "welcome"}
+        assert all(e["lead_id"] == str(lead_id) and e["message_id"] for e in sent)
+
+        # The worker's own Prometheus endpoint adds up its prefork children's counters.
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert 'nurture_sends_total{channel="sms",status="sent"} 1.0' in metrics
+        assert 'nurture_sends_total{channel="email",status="sent"} 1.0' in metrics
+        assert "nurture_send_latency_seconds_bucket" in metrics
     finally:
         web.stop()
         worker.stop()

@@ -74,18 +74,22 @@ class SmtpServer:
         self.received: list[Received] = []
         self.replies: list[str] = []
         self.port = free_port()
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self.controller: Controller | None = None
 
     @property
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
 
     def start(self) -> SmtpServer:
+        """Start (or start again, on the same port, keeping what was received)."""
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
         self.controller.start()
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
     def refuse_next(self, reply: str, times: int = 1) -> None:
         """Answer the next DATA commands with this reply (e.g. '451 4.3.0 try later')."""

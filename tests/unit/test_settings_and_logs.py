@@ -84,3 +84,42 @@ def test_the_filter_masks_arguments_and_tracebacks() -> None:
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
     MaskingFilter().filter(record)
     assert record.exc_text is not None and "+12085550123" not in record.exc_text
+
+
+def test_json_log_lines_carry_the_message_context_and_are_masked() -> None:
+    import json
+
+    from nurture.logs import JsonFormatter
+
+    record = logging.LogRecord(
+        "nurture.dispatch",
+        logging.INFO,
+        __file__,
+        1,
+        "message %s sent to %s",
+        (7, "+12085550123"),
+        None,
+    )
+    record.message_id, record.lead_id, record.status, record.step = 7, "abc", "sent", "welcome"
+    line = json.loads(JsonFormatter().format(record))
+    assert line["event"] == "message 7 sent to ***23"
+    assert (line["level"], line["logger"], line["message_id"], line["status"], line["step"]) == (
+        "info",
+        "nurture.dispatch",
+        7,
+        "sent",
+        "welcome",
+    )
+    assert line["ts"].endswith("+00:00")
+
+
+def test_text_logs_on_a_terminal_json_otherwise() -> None:
+    from nurture.logs import JsonFormatter, make_formatter
+
+    class Terminal:
+        def isatty(self) -> bool:
+            return True
+
+    assert not isinstance(make_formatter("auto", Terminal()), JsonFormatter)
+    assert isinstance(make_formatter("auto", object()), JsonFormatter)
+    assert isinstance(make_formatter("json", Terminal()), JsonFormatter)
