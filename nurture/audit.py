@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from nurture import clock
@@ -34,3 +36,27 @@ def record(
     )
     session.add(event)
     return event
+
+
+def record_fast(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    now: datetime,
+    lead_id: uuid.UUID | None = None,
+    message_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """The same record as :func:`record`, as one INSERT: the worker writes one per send, and
+    the ORM's unit of work costs more than the statement itself."""
+    session.execute(
+        insert(AuditEvent).values(
+            occurred_at=now,
+            actor=actor,
+            action=action,
+            lead_id=lead_id,
+            message_id=message_id,
+            details=details or {},
+        )
+    )

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from nurture import audit, clock, content, gates, metrics, pauses, provider_errors
 from nurture.models import Channel, Lead, Message, MessageStatus, Purpose
@@ -86,6 +87,11 @@ def retry_delay(
     return ceiling * fraction
 
 
+OWNED = (MessageStatus.SENDING, MessageStatus.UNKNOWN)
+# The hot path writes through the table (Core), not the ORM's bulk-update machinery.
+MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+
+
 def _settle(
     session: Session,
     message: Message,
@@ -94,22 +100,23 @@ def _settle(
     now: datetime,
     reason: str | None = None,
     code: str | None = None,
+    expected: tuple[MessageStatus, ...] = OWNED,
     **values: Any,
-) -> None:
-    """Record the outcome of a send that this worker owns (its row is ``sending``).
+) -> bool:
+    """Move the row to ``status`` if it is still in an ``expected`` state; audit and commit.
 
-    ``unknown`` is accepted as a starting state too: the reaper may have given up on a slow
-    send, and a definite outcome is better than a guess.
+    After the provider call the row is ``sending``, or ``unknown`` when the reaper gave up on
+    a slow send (a definite outcome beats a guess). Before it, the row must still be ``queued``.
+    False (and nothing written) when someone else moved the row first.
     """
-    session.execute(
-        update(Message)
-        .where(
-            Message.id == message.id,
-            Message.status.in_((MessageStatus.SENDING, MessageStatus.UNKNOWN)),
-        )
+    moved = session.execute(
+        update(MESSAGES)
+        .where(MESSAGES.c.id == message.id, MESSAGES.c.status.in_(expected))
         .values(status=status, status_at=now, last_error=reason, error_code=code, **values)
-        .execution_options(synchronize_session=False)
     )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return False
     details: dict[str, Any] = {
         "channel": message.channel.value,
         "sequence": message.sequence_key,
@@ -129,13 +136,14 @@ def _settle(
         sent_at=values.get("sent_at"),
         code=code,
     )
-    audit.record(
+    audit.record_fast(
         session,
         actor=audit.WORKER,
         action=f"message.{status.value}",
         lead_id=message.lead_id,
         message_id=message.id,
         details=details,
+        now=now,
     )
     session.commit()
     log.info(
@@ -151,22 +159,26 @@ def _settle(
             "status": status.value,
         },
     )
+    return True
 
 
 def send_message(session: Session, message_id: int, services: Services) -> MessageStatus | None:
-    """Send one queued row at most once; return its new status, or None if it was not ours."""
+    """Send one queued row at most once; return its new status, or None if it was not ours.
+
+    The gates and the rendering run first; then one conditional UPDATE moves the row from
+    `queued` to `sending` with what it will say, and commits, before the provider sees
+    anything. A second delivery of the same task, or a STOP that cancelled the row meanwhile,
+    finds it no longer `queued` and does nothing.
+    """
     now = clock.utcnow()
-    started = session.execute(
-        update(Message)
-        .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
-        .values(status=MessageStatus.SENDING, status_at=now, attempts=Message.attempts + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if started.rowcount != 1:  # type: ignore[attr-defined]
+    queued = (MessageStatus.QUEUED,)
+    message = session.scalars(
+        select(Message).where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
+    ).one_or_none()
+    if message is None:
         session.rollback()
         log.info("message %s is not queued any more; nothing to do", message_id)
         return None
-    message = session.get_one(Message, message_id)
     lead = session.get_one(Lead, message.lead_id)
 
     verdict = gates.check(
@@ -179,19 +191,21 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
         catalog=services.catalog,
     )
     if isinstance(verdict, gates.Skip):
-        _settle(session, message, MessageStatus.SKIPPED, now=now, reason=verdict.reason)
-        return MessageStatus.SKIPPED
+        done = _settle(
+            session, message, MessageStatus.SKIPPED, now=now, reason=verdict.reason, expected=queued
+        )
+        return MessageStatus.SKIPPED if done else None
     if isinstance(verdict, gates.Defer):
-        _settle(
+        done = _settle(
             session,
             message,
             MessageStatus.SCHEDULED,
             now=now,
             reason=verdict.reason,
             due_at=verdict.until,
-            attempts=message.attempts - 1,
+            expected=queued,
         )
-        return MessageStatus.SCHEDULED
+        return MessageStatus.SCHEDULED if done else None
 
     context = content.context_for(
         lead,
@@ -211,22 +225,54 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
             session=session,
         )
     except (RenderError, TemplateNotFoundError) as error:
-        _settle(session, message, MessageStatus.FAILED, now=now, reason=str(error), code="template")
-        return MessageStatus.FAILED
-    message.subject = rendered.subject
-    message.body = rendered.text
-    message.template_version = rendered.template_version
-    # Commit `sending` before the provider sees anything: after a crash from here on the row
-    # is `sending`, which the reaper turns into `unknown`, never into a second text.
+        done = _settle(
+            session,
+            message,
+            MessageStatus.FAILED,
+            now=now,
+            reason=str(error),
+            code="template",
+            expected=queued,
+        )
+        return MessageStatus.FAILED if done else None
+    taken = session.execute(
+        update(MESSAGES)
+        .where(MESSAGES.c.id == message.id, MESSAGES.c.status == MessageStatus.QUEUED)
+        .values(
+            status=MessageStatus.SENDING,
+            status_at=now,
+            attempts=MESSAGES.c.attempts + 1,
+            subject=rendered.subject,
+            body=rendered.text,
+            template_version=rendered.template_version,
+        )
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return None
+    # `sending` is committed before the provider sees anything: after a crash from here on the
+    # row is `sending`, which the reaper turns into `unknown`, never into a second text.
     session.commit()
+    # What the row now says, without marking the object dirty (no second UPDATE at the next flush).
+    set_committed_value(message, "attempts", message.attempts + 1)
+    return _deliver(session, message, lead, rendered, context.links.unsubscribe, services)
 
+
+def _deliver(
+    session: Session,
+    message: Message,
+    lead: Lead,
+    rendered: content.RenderedContent,
+    unsubscribe: str,
+    services: Services,
+) -> MessageStatus:
     try:
         if message.channel is Channel.EMAIL:
             to = message.recipient or lead.email
             assert to is not None
             assert rendered.html is not None
             headers = (
-                unsubscribe_headers(context.links.unsubscribe, services.settings.unsubscribe_mailto)
+                unsubscribe_headers(unsubscribe, services.settings.unsubscribe_mailto)
                 if message.purpose is Purpose.MARKETING
                 else {}
             )
@@ -246,26 +292,26 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
                 OutgoingSms(to=lead.phone, body=rendered.text, reference=str(message.id))
             )
     except TransientDeliveryError as error:
-        sent_at = clock.utcnow()
+        failed_at = clock.utcnow()
         if message.attempts >= services.settings.max_attempts:
             _settle(
                 session,
                 message,
                 MessageStatus.FAILED,
-                now=sent_at,
+                now=failed_at,
                 reason=f"gave up after {message.attempts} attempts: {error.reason}",
                 code=error.code,
             )
             return MessageStatus.FAILED
+        base = timedelta(seconds=services.settings.retry_base)
         _settle(
             session,
             message,
             MessageStatus.SCHEDULED,
-            now=sent_at,
+            now=failed_at,
             reason=error.reason,
             code=error.code,
-            due_at=sent_at
-            + retry_delay(message.attempts, base=timedelta(seconds=services.settings.retry_base)),
+            due_at=failed_at + retry_delay(message.attempts, base=base),
         )
         return MessageStatus.SCHEDULED
     except PermanentDeliveryError as error:

@@ -59,6 +59,12 @@ class Services:
         )
 
     def close(self) -> None:
+        # Transports built on first use may hold connections (SMTP keeps one open).
+        for name in ("email", "sms"):
+            transport = self.__dict__.get(name)
+            closer = getattr(transport, "close", None)
+            if callable(closer):
+                closer()
         self.engine.dispose()
 
 

@@ -45,6 +45,11 @@ class TwilioSmsTransport:
         self.status_callback = status_callback
         self.validity_period = validity_period
 
+    def close(self) -> None:
+        session = getattr(self.client.http_client, "session", None)
+        if session is not None:
+            session.close()
+
     def send(self, sms: OutgoingSms) -> str:
         sender: dict[str, str] = (
             {"messaging_service_sid": self.messaging_service_sid}

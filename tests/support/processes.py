@@ -95,7 +95,11 @@ def python_argv(*args: str) -> list[str]:
 
 
 def child_env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NURTURE_", "TWILIO_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("NURTURE_", "TWILIO_")) and k != "PROMETHEUS_MULTIPROC_DIR"
+    }
     env.update(values)
     env["PYTHONUNBUFFERED"] = "1"
     return env

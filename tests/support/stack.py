@@ -26,6 +26,9 @@ class Stack:
     def public_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
+    def __post_init__(self) -> None:
+        self.var_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file here
+
     def env(self, **more: str) -> dict[str, str]:
         values = {
             "NURTURE_CONFIG_DIR": str(REPO / "config"),

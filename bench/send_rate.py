@@ -1,0 +1,73 @@
+"""1. Send rate: N messages already due (half texts, half e-mails), two prefork workers, from the
+first claim to the last `sent`; against a bare Celery no-op drained the same way."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+
+from bench.harness import Env, environment, insert_due_messages, pending, send_window, wait_drained
+from nurture import clock
+from tests.support.processes import Process, child_env, python_argv
+
+WORKER_FLAGS = ["--concurrency", "2", "--loglevel", "INFO"]
+
+
+def bare_celery_rate(env: Env, size: int) -> float:
+    from bench.bare_celery import app, noop
+
+    client = redis.Redis.from_url(env.redis_url)
+    client.delete("bench:first", "bench:last", "bench:done")
+    with app.producer_or_acquire() as producer:
+        for _ in range(size):
+            noop.apply_async(producer=producer)
+    worker = Process(
+        "bare-worker",
+        python_argv("-m", "celery", "-A", "bench.bare_celery", "worker", "--queues", "bare", *WORKER_FLAGS),
+        env=child_env(NURTURE_BROKER_URL=env.redis_url, BENCH_REDIS_URL=env.redis_url,
+                      NURTURE_VAR_DIR=str(env.directory / "var"), NURTURE_WORKER_METRICS_PORT="0"),
+        log_dir=env.directory / "logs",
+    )
+    try:
+        deadline = time.monotonic() + max(120.0, size / 20)
+        while int(client.get("bench:done") or 0) < size:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the bare worker did not finish")
+            time.sleep(0.1)
+        first, last = float(client.get("bench:first") or 0), float(client.get("bench:last") or 0)
+    finally:
+        worker.stop()
+        client.close()
+    return size / (last - first)
+
+
+def nurture_rate(env: Env, size: int) -> dict[str, float]:
+    insert_due_messages(env.services, size, due_at=clock.utcnow())
+    env.stack.extra_env.update(env.worker_env(NURTURE_DISPATCH_INTERVAL="0.5"))
+    env.stack.worker("sender")  # returns when ready; beat claims at once
+    started = time.monotonic()
+    while pending(env.services) == size:  # the first claim: rows start leaving `scheduled`
+        time.sleep(0.02)
+    first_claim = clock.utcnow()
+    wait_drained(env.services, timeout=max(300.0, size / 10))
+    _first_sent, last_sent = send_window(env.services)
+    elapsed = (last_sent - first_claim).total_seconds()
+    assert len(env.twilio.messages) + len(env.smtp.received) == size, "every message arrives once"
+    return {"rate": size / elapsed, "seconds": elapsed, "startup_wait": time.monotonic() - started - elapsed}
+
+
+def run(size: int = 20_000) -> dict[str, Any]:
+    with environment("send-rate") as env:
+        bare = bare_celery_rate(env, size)
+        ours = nurture_rate(env, size)
+    return {
+        "name": "send rate",
+        "size": size,
+        "bare_celery_per_s": round(bare, 1),
+        "nurture_per_s": round(ours["rate"], 1),
+        "ratio": round(ours["rate"] / bare, 3),
+        "target": ">= 0.6",
+        "met": ours["rate"] / bare >= 0.6,
+    }
