@@ -9,8 +9,8 @@ import time
 import redis
 from celery import Celery
 
-from workers.app import celery_config
 from nurture.settings import Settings
+from workers.app import celery_config
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 app = Celery("bare")

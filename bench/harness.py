@@ -48,10 +48,14 @@ class Env:
 
     def worker_env(self, **more: str) -> dict[str, str]:
         return {
-            "NURTURE_EMAIL_BACKEND": "smtp", "NURTURE_SMTP_URL": self.smtp.url,
-            "NURTURE_SMS_BACKEND": "twilio", "TWILIO_ACCOUNT_SID": self.twilio.account_sid,
-            "TWILIO_AUTH_TOKEN": self.twilio.auth_token, "NURTURE_TWILIO_FROM": "+12085550100",
-            "NURTURE_TWILIO_API_URL": self.twilio.url, "NURTURE_LOG_FORMAT": "json",
+            "NURTURE_EMAIL_BACKEND": "smtp",
+            "NURTURE_SMTP_URL": self.smtp.url,
+            "NURTURE_SMS_BACKEND": "twilio",
+            "TWILIO_ACCOUNT_SID": self.twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
+            "NURTURE_TWILIO_FROM": "+12085550100",
+            "NURTURE_TWILIO_API_URL": self.twilio.url,
+            "NURTURE_LOG_FORMAT": "json",
             **more,
         }
 
@@ -66,9 +70,15 @@ def environment(name: str, *, config_dir: Path | None = None) -> Iterator[Env]:
     client.flushdb()
     directory = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     (directory / "logs").mkdir()
-    services = build_services(Settings(database_url=url, config_dir=config_dir or REPO / "config",
-                                       templates_dir=REPO / "templates", var_dir=directory / "var",
-                                       secret_key="bench-secret-key"))
+    services = build_services(
+        Settings(
+            database_url=url,
+            config_dir=config_dir or REPO / "config",
+            templates_dir=REPO / "templates",
+            var_dir=directory / "var",
+            secret_key="bench-secret-key",
+        )
+    )
     twilio = TwilioStandIn("AC" + "2" * 32, "bench-token").start()
     smtp = SmtpServer().start()
     stack = Stack(url, REDIS_URL, directory / "logs", directory / "var")
@@ -86,29 +96,70 @@ def environment(name: str, *, config_dir: Path | None = None) -> Iterator[Env]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def insert_due_messages(services: Services, count: int, *, due_at: datetime | list[datetime],
-                        sms_share: float = 0.5, chunk: int = 5000) -> None:
+def insert_due_messages(
+    services: Services,
+    count: int,
+    *,
+    due_at: datetime | list[datetime],
+    sms_share: float = 0.5,
+    chunk: int = 5000,
+) -> None:
     """Leads with consent, each with one care message due at ``due_at`` (bulk insert)."""
     zone = zone_where_it_is_daytime()
     now = clock.utcnow()
     for start in range(0, count, chunk):
-        leads, consents, messages = [], [], []
+        leads: list[dict[str, Any]] = []
+        consents: list[dict[str, Any]] = []
+        messages: list[dict[str, Any]] = []
         for n in range(start, min(count, start + chunk)):
             lead_id = uuid.uuid4()
             sms = n % round(1 / sms_share) == 0 if sms_share else False
-            leads.append({"id": lead_id, "first_name": f"Bench{n}", "last_name": "", "email": f"b{n}@example.com",
-                          "phone": f"+1208{5550000 + n:07d}", "timezone": zone, "stage": "signed_up",
-                          "consult_version": 0, "attributes": {}, "created_at": now, "updated_at": now})
+            leads.append(
+                {
+                    "id": lead_id,
+                    "first_name": f"Bench{n}",
+                    "last_name": "",
+                    "email": f"b{n}@example.com",
+                    "phone": f"+1208{5550000 + n:07d}",
+                    "timezone": zone,
+                    "stage": "signed_up",
+                    "consult_version": 0,
+                    "attributes": {},
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
             for channel in (Channel.EMAIL, Channel.SMS):
-                consents.append({"lead_id": lead_id, "channel": channel, "purpose": Purpose.CARE,
-                                 "action": "granted", "source": "api", "evidence": {}, "occurred_at": now})
+                consents.append(
+                    {
+                        "lead_id": lead_id,
+                        "channel": channel,
+                        "purpose": Purpose.CARE,
+                        "action": "granted",
+                        "source": "api",
+                        "evidence": {},
+                        "occurred_at": now,
+                    }
+                )
             due = due_at[n] if isinstance(due_at, list) else due_at
-            messages.append({
-                "lead_id": lead_id, "step_key": "bench", "channel": Channel.SMS if sms else Channel.EMAIL,
-                "purpose": Purpose.CARE, "template_key": "help-reply" if sms else "welcome", "due_at": due,
-                "status": MessageStatus.SCHEDULED, "status_at": now, "idempotency_key": f"bench:{lead_id}",
-                "created_at": now, "anchor": "enrolled_at", "anchor_version": 0, "attempts": 0, "context": {},
-            })
+            messages.append(
+                {
+                    "lead_id": lead_id,
+                    "step_key": "bench",
+                    "channel": Channel.SMS if sms else Channel.EMAIL,
+                    "purpose": Purpose.CARE,
+                    "template_key": "help-reply" if sms else "welcome",
+                    "due_at": due,
+                    "status": MessageStatus.SCHEDULED,
+                    "status_at": now,
+                    "idempotency_key": f"bench:{lead_id}",
+                    "created_at": now,
+                    "anchor": "enrolled_at",
+                    "anchor_version": 0,
+                    "attempts": 0,
+                    "context": {},
+                }
+            )
         with services.sessions.begin() as session:
             session.execute(insert(Lead), leads)
             session.execute(insert(ConsentEvent), consents)
@@ -117,14 +168,22 @@ def insert_due_messages(services: Services, count: int, *, due_at: datetime | li
 
 def counts(services: Services) -> dict[str, int]:
     with services.sessions() as session:
-        return {s.value: int(n) for s, n in session.execute(
-            select(Message.status, func.count()).group_by(Message.status))}
+        return {
+            s.value: int(n)
+            for s, n in session.execute(
+                select(Message.status, func.count()).group_by(Message.status)
+            )
+        }
 
 
 def pending(services: Services) -> int:
     with services.sessions() as session:
-        return int(session.scalar(select(func.count()).select_from(Message)
-                                  .where(Message.status.in_(PENDING))) or 0)
+        return int(
+            session.scalar(
+                select(func.count()).select_from(Message).where(Message.status.in_(PENDING))
+            )
+            or 0
+        )
 
 
 def wait_drained(services: Services, *, timeout: float, poll: float = 0.25) -> float:
@@ -139,28 +198,42 @@ def wait_drained(services: Services, *, timeout: float, poll: float = 0.25) -> f
 
 def lateness(services: Services) -> dict[str, float]:
     with services.sessions() as session:
-        rows = session.execute(select(Message.due_at, Message.sent_at).where(Message.sent_at.is_not(None))).all()
-    values = sorted((sent - due).total_seconds() for due, sent in rows)
+        rows = session.execute(
+            select(Message.due_at, Message.sent_at).where(Message.sent_at.is_not(None))
+        ).all()
+    values = sorted((sent - due).total_seconds() for due, sent in rows if sent is not None)
     if not values:
         return {}
 
     def pct(p: float) -> float:
         return values[min(len(values) - 1, max(0, round(p * len(values)) - 1))]
 
-    return {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99), "max": values[-1],
-            "mean": statistics.fmean(values), "n": float(len(values))}
+    return {
+        "p50": pct(0.5),
+        "p95": pct(0.95),
+        "p99": pct(0.99),
+        "max": values[-1],
+        "mean": statistics.fmean(values),
+        "n": float(len(values)),
+    }
 
 
 def send_window(services: Services) -> tuple[datetime, datetime]:
     with services.sessions() as session:
-        first, last = session.execute(select(func.min(Message.sent_at), func.max(Message.sent_at))).one()
+        first, last = session.execute(
+            select(func.min(Message.sent_at), func.max(Message.sent_at))
+        ).one()
+    if first is None or last is None:
+        raise AssertionError("nothing was sent")
     return first, last
 
 
 def rss_of_children(pid: int) -> int:
     """Resident memory (bytes) of a worker's prefork children, summed."""
     try:
-        return sum(child.memory_info().rss for child in psutil.Process(pid).children(recursive=True))
+        return sum(
+            child.memory_info().rss for child in psutil.Process(pid).children(recursive=True)
+        )
     except psutil.NoSuchProcess:
         return 0
 

@@ -25,9 +25,15 @@ def bare_celery_rate(env: Env, size: int) -> float:
             noop.apply_async(producer=producer)
     worker = Process(
         "bare-worker",
-        python_argv("-m", "celery", "-A", "bench.bare_celery", "worker", "--queues", "bare", *WORKER_FLAGS),
-        env=child_env(NURTURE_BROKER_URL=env.redis_url, BENCH_REDIS_URL=env.redis_url,
-                      NURTURE_VAR_DIR=str(env.directory / "var"), NURTURE_WORKER_METRICS_PORT="0"),
+        python_argv(
+            "-m", "celery", "-A", "bench.bare_celery", "worker", "--queues", "bare", *WORKER_FLAGS
+        ),
+        env=child_env(
+            NURTURE_BROKER_URL=env.redis_url,
+            BENCH_REDIS_URL=env.redis_url,
+            NURTURE_VAR_DIR=str(env.directory / "var"),
+            NURTURE_WORKER_METRICS_PORT="0",
+        ),
         log_dir=env.directory / "logs",
     )
     try:
@@ -55,7 +61,11 @@ def nurture_rate(env: Env, size: int) -> dict[str, float]:
     _first_sent, last_sent = send_window(env.services)
     elapsed = (last_sent - first_claim).total_seconds()
     assert len(env.twilio.messages) + len(env.smtp.received) == size, "every message arrives once"
-    return {"rate": size / elapsed, "seconds": elapsed, "startup_wait": time.monotonic() - started - elapsed}
+    return {
+        "rate": size / elapsed,
+        "seconds": elapsed,
+        "startup_wait": time.monotonic() - started - elapsed,
+    }
 
 
 def run(size: int = 20_000) -> dict[str, Any]:
