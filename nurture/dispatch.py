@@ -22,6 +22,7 @@ from nurture.models import Channel, Lead, Message, MessageStatus, Purpose
 from nurture.rendering import RenderError
 from nurture.services import Services
 from nurture.template_store import TemplateNotFoundError
+from nurture.throttle import SenderThrottle, Slot
 from nurture.transports import (
     DeliveryOutcomeUnknownError,
     OutgoingEmail,
@@ -88,6 +89,8 @@ def retry_delay(
 
 
 OWNED = (MessageStatus.SENDING, MessageStatus.UNKNOWN)
+SLOT = "throttle_slot"  # in message.context: the moment (Redis clock) reserved for this text
+TURN_EARLY = 0.05  # seconds: close enough to its slot to go
 # The hot path writes through the table (Core), not the ORM's bulk-update machinery.
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 
@@ -207,6 +210,21 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
         )
         return MessageStatus.SCHEDULED if done else None
 
+    if message.channel is Channel.SMS and services.throttle is not None:
+        turn = _wait_for_turn(message, services.throttle, services.sms_sender)
+        if turn is not None:
+            done = _settle(
+                session,
+                message,
+                MessageStatus.SCHEDULED,
+                now=now,
+                reason=f"waiting its turn ({services.throttle.per_second:g} text(s) a second)",
+                due_at=now + timedelta(seconds=turn.wait),
+                context={**message.context, SLOT: turn.at},
+                expected=queued,
+            )
+            return MessageStatus.SCHEDULED if done else None
+
     context = content.context_for(
         lead,
         clinic=services.clinic,
@@ -245,6 +263,7 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
             subject=rendered.subject,
             body=rendered.text,
             template_version=rendered.template_version,
+            context={k: v for k, v in message.context.items() if k != SLOT},  # the turn is used
         )
     )
     if taken.rowcount != 1:  # type: ignore[attr-defined]
@@ -256,6 +275,18 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
     # What the row now says, without marking the object dirty (no second UPDATE at the next flush).
     set_committed_value(message, "attempts", message.attempts + 1)
     return _deliver(session, message, lead, rendered, context.links.unsubscribe, services)
+
+
+def _wait_for_turn(message: Message, throttle: SenderThrottle, sender: str) -> Slot | None:
+    """None when this text may leave now; else its reserved slot, in the future.
+
+    A text that already holds a slot (it waited its turn) uses it and takes no second one."""
+    reserved = message.context.get(SLOT)
+    if isinstance(reserved, (int, float)):
+        now = throttle.now()
+        return None if now >= reserved - TURN_EARLY else Slot(wait=reserved - now, at=reserved)
+    slot = throttle.take(sender)
+    return slot if slot.wait > TURN_EARLY else None
 
 
 def _deliver(

@@ -20,6 +20,7 @@ from nurture.rendering import Renderer
 from nurture.sequences import Catalog, load_catalog
 from nurture.settings import Settings
 from nurture.template_store import DbTemplateStore, FileTemplateStore
+from nurture.throttle import SenderThrottle
 from nurture.transports import EmailTransport, SmsTransport
 
 
@@ -51,6 +52,23 @@ class Services:
         return self.sms_override or build_sms_transport(self.settings)
 
     @cached_property
+    def throttle(self) -> SenderThrottle | None:
+        """The shared per-sender token bucket; only for real texts over a Redis broker."""
+        broker = self.settings.resolved_broker_url
+        if (
+            self.sms_override is None
+            and self.settings.sms_backend == "twilio"
+            and self.settings.sms_per_second > 0
+            and broker.startswith(("redis://", "rediss://"))
+        ):
+            return SenderThrottle(broker, per_second=self.settings.sms_per_second)
+        return None
+
+    @property
+    def sms_sender(self) -> str:
+        return self.settings.twilio_messaging_service_sid or self.settings.twilio_from or "outbox"
+
+    @cached_property
     def signup_limiter(self) -> SignupLimiter:
         return SignupLimiter(
             storage_uri_for(self.settings.resolved_broker_url),
@@ -60,7 +78,7 @@ class Services:
 
     def close(self) -> None:
         # Transports built on first use may hold connections (SMTP keeps one open).
-        for name in ("email", "sms"):
+        for name in ("email", "sms", "throttle"):
             transport = self.__dict__.get(name)
             closer = getattr(transport, "close", None)
             if callable(closer):

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     twilio_timeout: float = 15.0
     # Twilio drops a message still queued after this many seconds instead of delivering it late.
     sms_validity_period: int = Field(default=3600, ge=1, le=36000)
+    # Texts per second from our sender, shared by all workers (Redis): a long code sends ~1,
+    # toll-free 3, a short code ~100. 0 turns the throttle off.
+    sms_per_second: float = Field(default=1.0, ge=0, le=1000)
 
     outbox_dir: Path | None = None
     api_key: SecretStr | None = None

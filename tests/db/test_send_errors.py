@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import select
 
 from nurture import consent, pauses
 from nurture.models import Channel, Lead, Message, MessageStatus, Purpose
@@ -138,5 +140,53 @@ def test_twilio_down_is_transient(make_settings: SettingsFactory) -> None:
         row = sms_row(services, lead_id)
         assert row.status is MessageStatus.SCHEDULED
         assert row.error_code == "io"
+    finally:
+        services.close()
+
+
+def test_texts_leave_one_sender_at_its_rate_without_being_requeued_over_and_over(
+    make_settings: SettingsFactory, twilio: TwilioStandIn
+) -> None:
+    """Redis keeps the bucket (its own clock, which freezegun cannot move): real time here."""
+    import time
+
+    import redis as redis_client
+
+    from tests.conftest import REDIS_URL
+
+    redis_client.Redis.from_url(REDIS_URL).delete("nurture:throttle:+12085550100")
+    services = build_services(
+        make_settings(
+            sms_backend="twilio",
+            twilio_account_sid=twilio.account_sid,
+            twilio_auth_token=twilio.auth_token,
+            twilio_from="+12085550100",
+            twilio_api_url=twilio.url,
+            broker_url=REDIS_URL,
+            sms_per_second=4,
+        )
+    )
+    try:
+        for n in range(5):
+            sign_up(
+                services,
+                email=f"t{n}@example.com",
+                phone=f"+1208555016{n}",
+                consent={"sms_care": True},
+            )
+        deadline = time.monotonic() + 10
+        claims = 0
+        while len(twilio.messages) < 5 and time.monotonic() < deadline:
+            claims += len([c for c in claim_and_send_all(services) if c.channel is Channel.SMS])
+            time.sleep(0.05)
+        received = [m.received_at for m in twilio.messages]
+        assert len(received) == 5
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(received)]
+        assert sum(gaps) >= 0.75  # five texts at four a second take at least a second
+        assert claims <= 10  # each text waited for its own slot: claimed twice at most
+        with services.sessions() as session:
+            rows = session.scalars(select(Message).where(Message.channel == Channel.SMS)).all()
+        assert {m.status for m in rows} == {MessageStatus.SENT}
+        assert all("throttle_slot" not in m.context for m in rows)
     finally:
         services.close()

@@ -15,10 +15,10 @@ from nurture import tokens
 from nurture.db import make_engine, make_sessionmaker
 from nurture.models import Message, MessageStatus, Purpose
 from tests.conftest import REPO
-from tests.integration.conftest import app_env
 from tests.support.daytime import zone_where_it_is_daytime
-from tests.support.processes import Process, free_port, python_argv, wait_until
+from tests.support.processes import wait_until
 from tests.support.smtp_server import SmtpServer
+from tests.support.stack import Stack
 from tests.support.twilio_standin import TwilioStandIn
 
 LATER = """\
@@ -46,52 +46,28 @@ def test_stop_and_one_click_stop_everything_after_them(
     config = tmp_path / "config"
     shutil.copytree(REPO / "config", config)
     (config / "sequences" / "roundtrip.yaml").write_text(LATER)
-    port = free_port()
-    public_url = f"http://127.0.0.1:{port}"
-    env = app_env(
-        NURTURE_CONFIG_DIR=str(config),
-        NURTURE_DATABASE_URL=pg_url,
-        NURTURE_BROKER_URL=redis_url,
-        NURTURE_PUBLIC_URL=public_url,
-        NURTURE_VAR_DIR=str(tmp_path / "var"),
-        NURTURE_EMAIL_BACKEND="smtp",
-        NURTURE_SMTP_URL=smtp_server.url,
-        NURTURE_SMS_BACKEND="twilio",
-        TWILIO_ACCOUNT_SID=twilio.account_sid,
-        TWILIO_AUTH_TOKEN=twilio.auth_token,
-        NURTURE_TWILIO_FROM="+12085550100",
-        NURTURE_TWILIO_API_URL=twilio.url,
-        NURTURE_DISPATCH_INTERVAL="0.5",
+    stack = Stack(
+        pg_url,
+        redis_url,
+        log_dir,
+        tmp_path / "var",
+        {
+            "NURTURE_CONFIG_DIR": str(config),
+            "NURTURE_EMAIL_BACKEND": "smtp",
+            "NURTURE_SMTP_URL": smtp_server.url,
+            "NURTURE_SMS_BACKEND": "twilio",
+            "TWILIO_ACCOUNT_SID": twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": twilio.auth_token,
+            "NURTURE_TWILIO_FROM": "+12085550100",
+            "NURTURE_TWILIO_API_URL": twilio.url,
+        },
     )
-    web = Process(
-        "web", python_argv("-m", "nurture", "serve", "--port", str(port)), env=env, log_dir=log_dir
-    )
-    worker = Process(
-        "worker",
-        python_argv(
-            "-m",
-            "celery",
-            "-A",
-            "workers",
-            "worker",
-            "--beat",
-            "--queues",
-            "dispatch,email,sms",
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "INFO",
-            "--schedule",
-            str(tmp_path / "beat"),
-        ),
-        env=env,
-        log_dir=log_dir,
-    )
+    public_url = stack.public_url
     engine = make_engine(pg_url)
     sessions = make_sessionmaker(engine)
     try:
-        web.wait_for_http(f"{public_url}/healthz")
-        worker.wait_for_output(r"ready\.")
+        stack.web()
+        stack.worker()
         response = httpx.post(
             f"{public_url}/api/v1/signups",
             json={
@@ -162,6 +138,5 @@ def test_stop_and_one_click_stop_everything_after_them(
         assert subjects == ["We received your consultation request, Jo"] * 2  # care only, twice
         assert all("List-Unsubscribe" not in r.message for r in received)
     finally:
-        web.stop()
-        worker.stop()
+        stack.stop()
         engine.dispose()

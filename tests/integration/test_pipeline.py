@@ -14,13 +14,13 @@ from sqlalchemy import select
 
 from nurture.db import make_engine, make_sessionmaker
 from nurture.models import Message, MessageStatus
-from tests.integration.conftest import app_env
 from tests.support.daytime import zone_where_it_is_daytime
-from tests.support.processes import Process, free_port, python_argv, wait_until
+from tests.support.processes import free_port, wait_until
 from tests.support.smtp_server import SmtpServer
+from tests.support.stack import Stack
 from tests.support.twilio_standin import TwilioStandIn
 
-DISPATCH_INTERVAL = 0.5
+DISPATCH_INTERVAL = 0.5  # what Stack configures
 
 
 def test_signup_is_delivered_once_by_email_and_sms(
@@ -31,53 +31,28 @@ def test_signup_is_delivered_once_by_email_and_sms(
     log_dir: Path,
     tmp_path: Path,
 ) -> None:
-    port = free_port()
     metrics_port = free_port()
-    public_url = f"http://127.0.0.1:{port}"
-    env = app_env(
-        NURTURE_DATABASE_URL=pg_url,
-        NURTURE_BROKER_URL=redis_url,
-        NURTURE_PUBLIC_URL=public_url,
-        NURTURE_VAR_DIR=str(tmp_path / "var"),
-        NURTURE_EMAIL_BACKEND="smtp",
-        NURTURE_SMTP_URL=smtp_server.url,
-        NURTURE_EMAIL_FROM="Clinic Care <care@clinic.example>",
-        NURTURE_SMS_BACKEND="twilio",
-        TWILIO_ACCOUNT_SID=twilio.account_sid,
-        TWILIO_AUTH_TOKEN=twilio.auth_token,
-        NURTURE_TWILIO_FROM="+12085550100",
-        NURTURE_TWILIO_API_URL=twilio.url,
-        NURTURE_DISPATCH_INTERVAL=str(DISPATCH_INTERVAL),
-        NURTURE_WORKER_METRICS_PORT=str(metrics_port),
+    stack = Stack(
+        pg_url,
+        redis_url,
+        log_dir,
+        tmp_path / "var",
+        {
+            "NURTURE_EMAIL_BACKEND": "smtp",
+            "NURTURE_SMTP_URL": smtp_server.url,
+            "NURTURE_EMAIL_FROM": "Clinic Care <care@clinic.example>",
+            "NURTURE_SMS_BACKEND": "twilio",
+            "TWILIO_ACCOUNT_SID": twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": twilio.auth_token,
+            "NURTURE_TWILIO_FROM": "+12085550100",
+            "NURTURE_TWILIO_API_URL": twilio.url,
+        },
     )
-    web = Process(
-        "web", python_argv("-m", "nurture", "serve", "--port", str(port)), env=env, log_dir=log_dir
-    )
-    worker = Process(
-        "worker",
-        python_argv(
-            "-m",
-            "celery",
-            "-A",
-            "workers",
-            "worker",
-            "--beat",
-            "--queues",
-            "dispatch,email,sms",
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "INFO",
-            "--schedule",
-            str(tmp_path / "beat-schedule"),
-        ),
-        env=env,
-        log_dir=log_dir,
-    )
+    public_url = stack.public_url
     engine = make_engine(pg_url)
     try:
-        web.wait_for_http(f"{public_url}/healthz")
-        worker.wait_for_output(r"ready\.")
+        web = stack.web()
+        worker = stack.worker(NURTURE_WORKER_METRICS_PORT=str(metrics_port))
 
         response = httpx.post(
             f"{public_url}/api/v1/signups",
@@ -173,6 +148,5 @@ def test_signup_is_delivered_once_by_email_and_sms(
         assert 'nurture_sends_total{channel="email",status="sent"} 1.0' in metrics
         assert "nurture_send_latency_seconds_bucket" in metrics
     finally:
-        web.stop()
-        worker.stop()
+        stack.stop()
         engine.dispose()

@@ -254,8 +254,8 @@ async def send_test(
     sample = form.get("sample")
     if not isinstance(source, str):
         raise HTTPException(422, "source: the template text is required")
-    to = who.user.email if parsed is Channel.EMAIL else who.user.phone
-    if not to:
+
+    def refuse(message: str, status: int = 422) -> HTMLResponse:
         return _editor(
             request,
             services,
@@ -265,9 +265,13 @@ async def send_test(
             version=None,
             sample=None,
             source=source,
-            errors=["Add your mobile number to your account to receive test texts."],
-            status=422,
+            errors=[message],
+            status=status,
         )
+
+    to = who.user.email if parsed is Channel.EMAIL else who.user.phone
+    if not to:
+        return refuse("Add your mobile number to your account to receive test texts.")
     _label, lead = _sample(sample if isinstance(sample, str) else None)
     try:
         shown = studio.preview(services, parsed, key, source, lead)
@@ -275,31 +279,9 @@ async def send_test(
             studio.send_test, services, parsed, key, shown, to=to, author=who.actor
         )
     except RenderError as error:
-        return _editor(
-            request,
-            services,
-            who,
-            parsed,
-            key,
-            version=None,
-            sample=None,
-            source=source,
-            errors=[f"Not sent: {error}"],
-            status=422,
-        )
+        return refuse(f"Not sent: {error}")
     except DeliveryError as error:
-        return _editor(
-            request,
-            services,
-            who,
-            parsed,
-            key,
-            version=None,
-            sample=None,
-            source=source,
-            errors=[f"Not sent: {error.reason}"],
-            status=502,
-        )
+        return refuse(f"Not sent: {error.reason}", status=502)
 
     def record() -> None:
         with services.sessions.begin() as session:
