@@ -56,6 +56,8 @@ class Env:
             "NURTURE_TWILIO_FROM": "+12085550100",
             "NURTURE_TWILIO_API_URL": self.twilio.url,
             "NURTURE_LOG_FORMAT": "json",
+            # The stand-in has no sending limit: measure the pipeline, not a long code's 1/s.
+            "NURTURE_SMS_PER_SECOND": "0",
             **more,
         }
 

@@ -115,7 +115,9 @@ def test_stop_and_one_click_stop_everything_after_them(
                         Message.lead_id == lead_id, Message.sequence_key == "roundtrip"
                     )
                 ).all()
-            return MessageStatus.SCHEDULED not in statuses and MessageStatus.QUEUED not in statuses
+            return not {MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING} & set(
+                statuses
+            )
 
         wait_until(later_rows_settled, timeout=40, what="the later steps to settle")
         with sessions() as session:

@@ -43,6 +43,7 @@ FAST = {
     "NURTURE_STALE_SENDING_AFTER": "3",
     "NURTURE_REAP_INTERVAL": "1",
     "NURTURE_RETRY_BASE": "0.5",
+    "NURTURE_SMS_PER_SECOND": "50",  # the shared throttle is on the path, without slowing tests
 }
 
 
