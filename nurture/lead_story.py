@@ -117,53 +117,24 @@ def _timeline(
     return sorted(items, key=lambda item: item.at, reverse=True)
 
 
+def _newest_first(
+    session: Session, model: Any, lead_id: uuid.UUID, when: Any, limit: int | None = None
+) -> list[Any]:
+    """Every row of ``model`` about the lead, newest first (ties broken by id)."""
+    query = select(model).where(model.lead_id == lead_id).order_by(when.desc(), model.id.desc())
+    return list(session.scalars(query.limit(limit) if limit else query))
+
+
 def load_story(session: Session, lead_id: uuid.UUID, *, clinic_zone: ZoneInfo) -> LeadStory | None:
     lead = session.get(Lead, lead_id)
     if lead is None:
         return None
-    consent_events = list(
-        session.scalars(
-            select(ConsentEvent)
-            .where(ConsentEvent.lead_id == lead_id)
-            .order_by(ConsentEvent.occurred_at.desc(), ConsentEvent.id.desc())
-        )
-    )
-    enrollments = list(
-        session.scalars(
-            select(Enrollment)
-            .where(Enrollment.lead_id == lead_id)
-            .order_by(Enrollment.enrolled_at.desc(), Enrollment.id.desc())
-        )
-    )
-    messages = list(
-        session.scalars(
-            select(Message)
-            .where(Message.lead_id == lead_id)
-            .order_by(Message.due_at.desc(), Message.id.desc())
-        )
-    )
-    inbound = list(
-        session.scalars(
-            select(InboundMessage)
-            .where(InboundMessage.lead_id == lead_id)
-            .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
-        )
-    )
-    events = list(
-        session.scalars(
-            select(LeadEvent)
-            .where(LeadEvent.lead_id == lead_id)
-            .order_by(LeadEvent.occurred_at.desc(), LeadEvent.id.desc())
-        )
-    )
-    trail = list(
-        session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.lead_id == lead_id)
-            .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
-            .limit(AUDIT_LIMIT)
-        )
-    )
+    consent_events = _newest_first(session, ConsentEvent, lead_id, ConsentEvent.occurred_at)
+    enrollments = _newest_first(session, Enrollment, lead_id, Enrollment.enrolled_at)
+    messages = _newest_first(session, Message, lead_id, Message.due_at)
+    inbound = _newest_first(session, InboundMessage, lead_id, InboundMessage.received_at)
+    events = _newest_first(session, LeadEvent, lead_id, LeadEvent.occurred_at)
+    trail = _newest_first(session, AuditEvent, lead_id, AuditEvent.occurred_at, AUDIT_LIMIT)
     return LeadStory(
         lead=lead,
         name=display_name(lead),

@@ -356,6 +356,8 @@ def end_pause(
 ) -> int:
     """Lift a pause. Rows that fell due while it held them are sent now ("send") or skipped
     with the reason "paused past due" ("skip"). Returns how many rows were skipped."""
+    if overdue not in ("send", "skip"):
+        raise OpsError(f"overdue: choose send or skip, not {overdue!r}")
     pause = session.get(Pause, pause_id)
     if pause is None or pause.ended_at is not None:
         raise OpsError(f"no active pause {pause_id}")
