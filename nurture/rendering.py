@@ -182,19 +182,19 @@ def split_front_matter(source: str, name: str) -> tuple[dict[str, Any], str, int
     else:
         raise RenderError(f"{name}: front matter is not closed with a '---' line")
     try:
-        meta = yaml.safe_load("".join(lines[1:index])) or {}
+        fields = yaml.safe_load("".join(lines[1:index])) or {}
     except yaml.YAMLError as error:
         raise RenderError(f"{name}: front matter is not valid YAML: {error}") from None
-    if not isinstance(meta, dict):
+    if not isinstance(fields, dict):
         raise RenderError(f"{name}: front matter must be 'key: value' lines")
-    unknown = set(meta) - {"subject", "preheader"}
+    unknown = set(fields) - {"subject", "preheader"}
     if unknown:
         raise RenderError(f"{name}: unknown front matter field(s): {', '.join(sorted(unknown))}")
-    if not isinstance(meta.get("subject"), str) or not meta["subject"].strip():
+    if not isinstance(fields.get("subject"), str) or not fields["subject"].strip():
         raise RenderError(f"{name}: front matter needs a non-empty subject")
-    if not isinstance(meta.get("preheader", ""), str):
+    if not isinstance(fields.get("preheader", ""), str):
         raise RenderError(f"{name}: preheader must be text")
-    return meta, "".join(lines[index + 1 :]), index + 2
+    return fields, "".join(lines[index + 1 :]), index + 2
 
 
 class Renderer:
@@ -214,14 +214,14 @@ class Renderer:
     def render_email(
         self, source: str, layouts: EmailLayouts, context: RenderContext, *, name: str
     ) -> RenderedEmail:
-        meta, body, body_line = split_front_matter(source, name)
+        fields, body, body_line = split_front_matter(source, name)
         variables = context.variables()
-        subject = _run(self._text.get(meta["subject"], f"{name} subject"), name, variables)
+        subject = _run(self._text.get(fields["subject"], f"{name} subject"), name, variables)
         subject = " ".join(subject.split())  # a header is one line
         if not subject:
             raise RenderError(f"{name}: the subject renders empty")
         preheader = _run(
-            self._text.get(meta.get("preheader", ""), f"{name} preheader"), name, variables
+            self._text.get(fields.get("preheader", ""), f"{name} preheader"), name, variables
         )
         # Pad with newlines so Jinja's line numbers are the file's line numbers.
         markdown = _run(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -50,15 +51,21 @@ def app(services: Services) -> Iterator[TestClient]:
         yield client
 
 
-def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> int:
+def post_login(
+    client: TestClient, email: str, password: str = PASSWORD, next_path: str = "/admin/"
+) -> Any:
+    """Sign in through the real form: fetch it, read its hidden token, post it back."""
     page = client.get("/admin/login")
     token = re.search(r'name="token" value="([^"]+)"', page.text)
     assert token
-    response = client.post(
+    return client.post(
         "/admin/login",
-        data={"token": token.group(1), "email": email, "password": password, "next": "/admin/"},
+        data={"token": token.group(1), "email": email, "password": password, "next": next_path},
     )
-    return response.status_code
+
+
+def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> int:
+    return int(post_login(client, email, password).status_code)
 
 
 def concrete_routes(client: TestClient, services: Services) -> list[tuple[str, str, str]]:
@@ -141,18 +148,7 @@ def test_every_route_needs_a_session_the_right_role_and_csrf(
 
 
 def test_the_session_cookie_is_httponly_samesite_secure_and_scoped(app: TestClient) -> None:
-    page = app.get("/admin/login")
-    token = re.search(r'name="token" value="([^"]+)"', page.text)
-    assert token
-    response = app.post(
-        "/admin/login",
-        data={
-            "token": token.group(1),
-            "email": "ops@clinic.example",
-            "password": PASSWORD,
-            "next": "/admin/leads",
-        },
-    )
+    response = post_login(app, "ops@clinic.example", PASSWORD, "/admin/leads")
     cookie = next(
         v for k, v in response.headers.multi_items() if k == "set-cookie" and "nurture_staff=" in v
     )
@@ -172,18 +168,7 @@ def test_login_refuses_a_post_without_its_form_token(app: TestClient) -> None:
 
 
 def test_no_open_redirect_after_login(app: TestClient) -> None:
-    page = app.get("/admin/login")
-    token = re.search(r'name="token" value="([^"]+)"', page.text)
-    assert token
-    response = app.post(
-        "/admin/login",
-        data={
-            "token": token.group(1),
-            "email": "ops@clinic.example",
-            "password": PASSWORD,
-            "next": "https://evil.example/admin",
-        },
-    )
+    response = post_login(app, "ops@clinic.example", PASSWORD, "https://evil.example/admin")
     assert response.headers["location"] == "/admin/"
 
 

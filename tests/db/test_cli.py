@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from nurture import migrations
 from nurture.cli import cli
-from nurture.settings import get_settings
+from nurture.services import Services, build_services
+from nurture.settings import Settings, get_settings
 from tests.conftest import REPO
 
 
@@ -24,6 +26,23 @@ def fresh_settings() -> Iterator[None]:
 def run(args: list[str], env: dict[str, str]) -> tuple[int, str]:
     result = CliRunner().invoke(cli, args, env=env)
     return result.exit_code, result.output
+
+
+def _embedded(tmp_path: Path, templates: Path | None = None) -> dict[str, str]:
+    return {
+        "NURTURE_CONFIG_DIR": str(REPO / "config"),
+        "NURTURE_TEMPLATES_DIR": str(templates or REPO / "templates"),
+        "NURTURE_VAR_DIR": str(tmp_path),
+    }
+
+
+def _embedded_services(tmp_path: Path) -> Services:
+    """The embedded database the commands above use, migrated, for setting up test data."""
+    settings = Settings(
+        var_dir=tmp_path, config_dir=REPO / "config", templates_dir=REPO / "templates"
+    )
+    migrations.upgrade(settings.resolved_database_url)
+    return build_services(settings)
 
 
 def test_sequences_validate_accepts_the_shipped_program(tmp_path: Path) -> None:
@@ -85,21 +104,10 @@ def test_consent_export_prints_the_whole_history(tmp_path: Path) -> None:
     import io
     import json
 
-    from nurture import migrations
-    from nurture.services import build_services
-    from nurture.settings import Settings
     from tests.support.factories import sign_up
 
-    env = {
-        "NURTURE_CONFIG_DIR": str(REPO / "config"),
-        "NURTURE_TEMPLATES_DIR": str(REPO / "templates"),
-        "NURTURE_VAR_DIR": str(tmp_path),
-    }
-    settings = Settings(
-        var_dir=tmp_path, config_dir=REPO / "config", templates_dir=REPO / "templates"
-    )
-    migrations.upgrade(settings.resolved_database_url)
-    services = build_services(settings)
+    env = _embedded(tmp_path)
+    services = _embedded_services(tmp_path)
     try:
         lead_id = sign_up(services, consent={"sms_marketing": True})
     finally:
@@ -123,21 +131,10 @@ def test_consent_export_prints_the_whole_history(tmp_path: Path) -> None:
 
 
 def test_staff_record_lifecycle_events_from_the_command_line(tmp_path: Path) -> None:
-    from nurture import migrations
-    from nurture.services import build_services
-    from nurture.settings import Settings
     from tests.support.factories import sign_up
 
-    env = {
-        "NURTURE_CONFIG_DIR": str(REPO / "config"),
-        "NURTURE_TEMPLATES_DIR": str(REPO / "templates"),
-        "NURTURE_VAR_DIR": str(tmp_path),
-    }
-    settings = Settings(
-        var_dir=tmp_path, config_dir=REPO / "config", templates_dir=REPO / "templates"
-    )
-    migrations.upgrade(settings.resolved_database_url)
-    services = build_services(settings)
+    env = _embedded(tmp_path)
+    services = _embedded_services(tmp_path)
     try:
         sign_up(services)
     finally:
@@ -183,14 +180,6 @@ def test_staff_record_lifecycle_events_from_the_command_line(tmp_path: Path) -> 
         code, output = run(args, env)
         assert code == 2, output
         assert fragment in output
-
-
-def _embedded(tmp_path: Path, templates: Path | None = None) -> dict[str, str]:
-    return {
-        "NURTURE_CONFIG_DIR": str(REPO / "config"),
-        "NURTURE_TEMPLATES_DIR": str(templates or REPO / "templates"),
-        "NURTURE_VAR_DIR": str(tmp_path),
-    }
 
 
 def test_db_upgrade_imports_the_templates_and_sync_reports(tmp_path: Path) -> None:
@@ -281,15 +270,11 @@ def test_ops_commands(tmp_path: Path) -> None:
 
     from nurture import clock
     from nurture.models import Message, MessageStatus, Pause
-    from nurture.services import build_services
-    from nurture.settings import Settings
     from tests.support.factories import sign_up
 
     env = _embedded(tmp_path)
     assert run(["db", "upgrade"], env)[0] == 0
-    services = build_services(
-        Settings(var_dir=tmp_path, config_dir=REPO / "config", templates_dir=REPO / "templates")
-    )
+    services = _embedded_services(tmp_path)
     try:
         lead_id = sign_up(services)
         with services.sessions.begin() as session:
@@ -339,9 +324,7 @@ def test_ops_commands(tmp_path: Path) -> None:
     code, output = run(["ops", "purge", "--older-than-days", "1"], env)
     assert code == 0 and "message bodies deleted" in output
 
-    services = build_services(
-        Settings(var_dir=tmp_path, config_dir=REPO / "config", templates_dir=REPO / "templates")
-    )
+    services = _embedded_services(tmp_path)
     try:
         with services.sessions() as session:
             assert session.get_one(Pause, 1).ended_by == "cli"
