@@ -3,39 +3,37 @@
 from __future__ import annotations
 
 import email.policy
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid
 
 from nurture import clock
-from nurture.transports import OutgoingEmail
+from nurture.transports import OutgoingEmail, header_text
 
-# Python's default policy folds a long header such as a List-Unsubscribe URL by RFC 2047-encoding
-# it: it round-trips through Python, but mail clients see a broken header (stack-notes). So the
-# headers we add are stored raw and never refolded (refold_source="none"), while headers set the
-# normal way (Subject, From, To) still fold correctly. 76 columns keeps quoted-printable body
-# lines within RFC 2045's limit, since bodies are encoded under the message's policy.
+# Every header is built by header_text and stored raw, never refolded (refold_source="none"):
+# Python's own folding RFC 2047-encodes a long List-Unsubscribe URL into something mail clients
+# cannot read (stack-notes), and it decodes encoded-words hidden in lead text into real CR/LF
+# (CVE-2024-6923), which would let a first name add a Bcc: line. 76 columns keeps
+# quoted-printable body lines within RFC 2045's limit, since bodies are encoded under this policy.
 POLICY = email.policy.SMTP.clone(max_line_length=76, refold_source="none")
 
 
 def sender_domain(sender: str) -> str:
-    address = parseaddr(sender)[1]
-    return address.rpartition("@")[2] or "localhost"
+    return header_text.address_of(sender).rpartition("@")[2]
 
 
 def build_mime(message: OutgoingEmail, *, sender: str, reply_to: str | None = None) -> EmailMessage:
+    """The MIME message; raises HeaderValueError for an address that is not plain ASCII."""
     mime = EmailMessage(policy=POLICY)
-    mime["Subject"] = message.subject
-    mime["From"] = sender
-    mime["To"] = Address(addr_spec=message.to)
+    mime.set_raw("Subject", header_text.unstructured("Subject", message.subject))
+    mime.set_raw("From", header_text.mailbox("From", sender))
+    mime.set_raw("To", header_text.address(message.to))
     if reply_to:
-        mime["Reply-To"] = reply_to
-    mime["Date"] = format_datetime(clock.utcnow())
-    mime["Message-ID"] = make_msgid(idstring=message.reference, domain=sender_domain(sender))
+        mime.set_raw("Reply-To", header_text.mailbox("Reply-To", reply_to))
+    mime.set_raw("Date", format_datetime(clock.utcnow()))
+    message_id = make_msgid(idstring=message.reference, domain=sender_domain(sender))
+    mime.set_raw("Message-ID", header_text.raw_line("Message-ID", message_id))
     for name, value in message.headers.items():
-        if not value.isascii() or "\r" in value or "\n" in value or len(name) + len(value) > 990:
-            raise ValueError(f"header {name} must be one line of ASCII under 990 characters")
-        mime.set_raw(name, value)
+        mime.set_raw(name, header_text.raw_line(name, value))
     # Quoted-printable survives any relay with 8-bit content and long lines.
     mime.set_content(message.text, subtype="plain", cte="quoted-printable")
     mime.add_alternative(message.html, subtype="html", cte="quoted-printable")

@@ -42,7 +42,7 @@ def test_body_lines_respect_quoted_printable_limits() -> None:
 def test_a_non_ascii_subject_is_encoded_and_folded() -> None:
     raw = build(subject="Ihre Beratung am Dienstag – bitte bestätigen Sie den Termin " * 2)
     head = raw.split(b"\r\n\r\n", 1)[0]
-    assert b"=?utf-8?q?" in head.split(b"\r\nFrom:")[0]
+    assert b"=?utf-8?b?" in head.split(b"\r\nFrom:")[0]
     assert (
         max(len(line) for line in head.split(b"\r\n") if not line.startswith(b"List-Unsubscribe:"))
         <= 78
