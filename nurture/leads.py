@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,14 +38,48 @@ class ConsentChoices(BaseModel):
     sms_care: bool = False
 
 
+# A name is text to show, never a way in: no encoded-words (=?utf-8?q?…?=, which mail software
+# decodes into header lines), no links, no markup or template brackets, no invisible characters.
+NAME_REFUSED = re.compile(r"=\?|://|www\.|[<>\[\]{}\\|`]", re.IGNORECASE)
+# Zero-width joiners are part of how some scripts and emoji are written; every other format,
+# control or separator character is invisible or reorders text (bidi overrides) and is refused.
+JOINERS = {"\u200c", "\u200d"}
+
+
 def _clean_text(value: str) -> str:
-    if any(ord(c) < 32 for c in value):
-        raise ValueError("must not contain control characters")
+    for char in value:
+        if (
+            unicodedata.category(char) in {"Cc", "Cf", "Co", "Cs", "Zl", "Zp"}
+            and char not in JOINERS
+        ):
+            raise ValueError(f"must not contain invisible or control characters ({ord(char):#06x})")
     return " ".join(value.split())
 
 
+def _clean_name(value: str) -> str:
+    value = _clean_text(value)
+    if NAME_REFUSED.search(value):
+        raise ValueError(
+            "write the name only: links, code and the characters"
+            " < > [ ] { } \\ | ` are not accepted"
+        )
+    return value
+
+
+# Numbers that can never be a person's mobile phone: texts to them fail or cost the clinic money.
+NOT_A_MOBILE = {
+    phonenumbers.PhoneNumberType.TOLL_FREE: "a toll-free number",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    phonenumbers.PhoneNumberType.SHARED_COST: "a shared-cost number",
+    phonenumbers.PhoneNumberType.UAN: "a company number",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "a voicemail number",
+    phonenumbers.PhoneNumberType.PAGER: "a pager number",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "a forwarding number",
+}
+
+
 def normalize_phone(raw: str) -> str:
-    """E.164 for a valid number; US numbers may be written without a country code."""
+    """E.164 for a valid number that can be a mobile; US numbers may omit the country code."""
     try:
         number = phonenumbers.parse(raw, "US")
     except phonenumbers.NumberParseException:
@@ -53,15 +88,30 @@ def normalize_phone(raw: str) -> str:
         ) from None
     if not phonenumbers.is_valid_number(number):
         raise ValueError("not a valid phone number; check the area code and digits")
+    kind = NOT_A_MOBILE.get(phonenumbers.number_type(number))
+    if kind is not None:
+        raise ValueError(f"this is {kind}, not a mobile phone; give your own cell number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def normalize_email(raw: str) -> str:
+    """The address in plain ASCII, lower-cased; an international domain in its xn-- form.
+
+    An address with non-ASCII characters before the @ would need SMTPUTF8 end to end, which
+    most clinics' mail providers do not offer: it is refused here with a clear message rather
+    than accepted and left undeliverable."""
+    if not raw.partition("@")[0].isascii():
+        raise ValueError(
+            "the part before the @ has letters we cannot send to (such as ü or é); "
+            "give an address with only English letters, digits and . _ - + before the @"
+        )
     try:
-        result = validate_email(raw, check_deliverability=False)
+        result = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as error:
         raise ValueError(f"not a valid e-mail address: {error}") from None
-    return result.normalized.lower()
+    if result.ascii_email is None:  # pragma: no cover - allow_smtputf8=False guarantees it
+        raise ValueError("not a valid e-mail address")
+    return result.ascii_email.lower()
 
 
 class Signup(BaseModel):
@@ -83,7 +133,7 @@ class Signup(BaseModel):
     @field_validator("first_name", "last_name")
     @classmethod
     def _names(cls, value: str) -> str:
-        return _clean_text(value)
+        return _clean_name(value)
 
     @field_validator("email", "phone", "timezone", "postal_code", "consent_text", "consent_version")
     @classmethod
