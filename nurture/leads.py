@@ -60,8 +60,8 @@ def _clean_name(value: str) -> str:
     value = _clean_text(value)
     if NAME_REFUSED.search(value):
         raise ValueError(
-            "write the name only: links, code and the characters"
-            " < > [ ] { } \\ | ` are not accepted"
+            "please enter just your name, without links, code"
+            " or the characters < > [ ] { } \\ | `"
         )
     return value
 

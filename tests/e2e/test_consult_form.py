@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,5 +71,37 @@ def test_a_lead_signs_up_in_the_browser(
             sms = session.scalars(select(ConsentEvent).where(ConsentEvent.channel == "sms")).one()
             assert sms.purpose.value == "care"
             assert "HeadlessChrome" in sms.evidence["user_agent"]
+    finally:
+        engine.dispose()
+
+
+def test_a_name_that_carries_a_link_or_an_encoded_word_is_refused_in_the_browser(
+    browser: Browser, web: str, pg_url: str, artifacts: Path
+) -> None:
+    """Issue 10 §1–2: what a stranger types as a name never reaches a message; the form says
+    which field to fix and keeps everything else the person typed."""
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    for index, name in enumerate(
+        [
+            "[Verify your account](https://evil.example/login)",
+            "=?utf-8?q?Ann=0D=0ABcc:_someone@example.org?=",
+        ]
+    ):
+        page.goto(f"{web}/consult")
+        page.fill("#first_name", name)
+        page.fill("#email", "ann@example.com")
+        page.click("button[type=submit]")
+        error = page.locator(".error-summary a[href='#first_name']")
+        expect(error).to_contain_text(re.compile("just your name", re.IGNORECASE))
+        expect(page.locator("#email")).to_have_value("ann@example.com")
+        expect(page).to_have_url(f"{web}/consult")
+        page.screenshot(path=str(artifacts / f"consult-hostile-name-{index}.png"), full_page=True)
+    context.close()
+
+    engine = make_engine(pg_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            assert session.scalars(select(Lead)).all() == []
     finally:
         engine.dispose()
