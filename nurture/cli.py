@@ -369,7 +369,13 @@ def users_add(email: str, role: str, phone: str | None, password_stdin: bool) ->
     try:
         with services.sessions.begin() as session:
             user, created = staff.add_user(
-                session, email, password, role=role, phone=phone, actor="cli"
+                session,
+                email,
+                password,
+                role=role,
+                phone=phone,
+                actor="cli",
+                clinic_name=services.clinic.name,
             )
     except staff.StaffError as error:
         raise UsageProblem(str(error)) from None

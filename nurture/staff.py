@@ -1,10 +1,14 @@
-"""Staff accounts, passwords (argon2), sessions, lockout and CSRF tokens for the admin UI."""
+"""Staff accounts, passwords (argon2, strength by zxcvbn), sessions and CSRF tokens for the
+admin UI. How often someone may try to sign in is nurture.login_throttle's job, not the account's:
+an account row never changes how a sign-in answers."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,18 +16,25 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
+from zxcvbn import zxcvbn
 
 from nurture import audit
 from nurture.leads import normalize_email, normalize_phone
 from nurture.models import StaffRole, StaffSession, StaffUser
 
 MIN_PASSWORD = 12
-MAX_FAILURES = 5
-LOCKOUT = timedelta(minutes=15)
+# zxcvbn's cost grows with the length; 128 leaves room for any passphrase.
+MAX_PASSWORD = 128
+# zxcvbn's 0-4 scale: 3 is "safely unguessable" (about 10^8 guesses or more) for an online attack.
+MIN_STRENGTH = 3
 SESSION_LIFETIME = timedelta(hours=12)
+WRONG_CREDENTIALS = "wrong e-mail or password"
 _hasher = PasswordHasher()
-# Verifying against this when the e-mail is unknown keeps both answers equally slow.
+# Every sign-in attempt verifies one hash, against this one when there is no active account for
+# the address: known, unknown and switched-off addresses then cost the same time.
 _DUMMY_HASH = _hasher.hash("not-a-real-password-0123456789")
+# zxcvbn keeps the user inputs of the call in module state: two threads at once would mix them.
+_zxcvbn_lock = threading.Lock()
 
 # What each role may open; admin may open everything.
 ROLE_AREAS = {
@@ -42,14 +53,24 @@ def actor(user: StaffUser) -> str:
 
 
 def add_user(
-    session: Session, email: str, password: str, *, role: str, phone: str | None, actor: str
+    session: Session,
+    email: str,
+    password: str,
+    *,
+    role: str,
+    phone: str | None,
+    actor: str,
+    clinic_name: str = "",
 ) -> tuple[StaffUser, bool]:
+    """Create an account or reset its password and role. clinic_name is one more thing the
+    password must not be made of (every caller that knows the clinic passes it)."""
     try:
         address = normalize_email(email)
     except ValueError as error:
         raise StaffError(f"e-mail: {error}") from None
-    if len(password) < MIN_PASSWORD:
-        raise StaffError(f"password: use at least {MIN_PASSWORD} characters")
+    problem = password_problem(password, email=address, clinic_name=clinic_name)
+    if problem:
+        raise StaffError(f"password: {problem}")
     try:
         staff_role = StaffRole(role)
         number = normalize_phone(phone) if phone else None
@@ -64,8 +85,6 @@ def add_user(
     user.role = staff_role
     user.phone = number or user.phone
     user.active = True
-    user.failed_logins = 0
-    user.locked_until = None
     session.flush()
     audit.record(
         session,
@@ -76,6 +95,37 @@ def add_user(
     return user, created
 
 
+def password_problem(password: str, *, email: str, clinic_name: str = "") -> str | None:
+    """Why this password is too easy to guess for this person, or None when it is good enough.
+
+    Length alone lets `aaaaaaaaaaaa` through; zxcvbn estimates how many guesses a password
+    takes (dictionaries, keyboard patterns, repeats, dates), and is told the words an attacker
+    would try first for this account: its address, the parts of it, the clinic's name."""
+    if len(password) < MIN_PASSWORD:
+        return f"use at least {MIN_PASSWORD} characters"
+    if len(password) > MAX_PASSWORD:
+        return f"use at most {MAX_PASSWORD} characters"
+    with _zxcvbn_lock:
+        estimate = zxcvbn(
+            password, user_inputs=_guessable_words(email, clinic_name), max_length=MAX_PASSWORD
+        )
+    if int(estimate["score"]) >= MIN_STRENGTH:
+        return None
+    feedback = estimate["feedback"]
+    advice = [str(feedback["warning"]), *(str(line) for line in feedback["suggestions"])]
+    if any(part.get("dictionary_name") == "user_inputs" for part in estimate["sequence"]):
+        advice.insert(0, "It is built from the e-mail address or the clinic's name.")
+    reasons = " ".join(line for line in advice if line) or "Add another word or two."
+    return f"too easy to guess. {reasons}"
+
+
+def _guessable_words(email: str, clinic_name: str) -> list[str]:
+    # "ann.lee@clinic.example" -> the address, "ann.lee", "ann", "lee", "clinic", "example".
+    words = [email, *email.split("@"), clinic_name, "nurture"]
+    pieces = [piece for word in words for piece in re.split(r"[^\w]+", word)]
+    return sorted({word for word in [*words, *pieces] if word})
+
+
 @dataclass(frozen=True)
 class LoginResult:
     user: StaffUser | None
@@ -84,29 +134,15 @@ class LoginResult:
 
 
 def login(session: Session, email: str, password: str, *, now: datetime) -> LoginResult:
-    """Check a password; after MAX_FAILURES wrong ones the account waits LOCKOUT."""
-    generic = "wrong e-mail or password"
-    try:
-        address = normalize_email(email)
-    except ValueError:
-        return LoginResult(None, None, generic)
-    user = session.scalars(select(StaffUser).where(StaffUser.email == address)).one_or_none()
-    if user is None or not user.active:
-        _verify(_DUMMY_HASH, password)
-        return LoginResult(None, None, generic)
-    if user.locked_until is not None and user.locked_until > now:
-        audit.record(session, actor=actor(user), action="staff.login_refused_locked")
-        return LoginResult(None, None, "too many failed attempts; try again in a few minutes")
-    if not _verify(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILURES:
-            user.locked_until = now + LOCKOUT
-            user.failed_logins = 0
-            audit.record(session, actor=actor(user), action="staff.locked_out")
-        audit.record(session, actor=actor(user), action="staff.login_failed")
-        return LoginResult(None, None, generic)
-    user.failed_logins = 0
-    user.locked_until = None
+    """Check a password. Every attempt verifies exactly one argon2 hash and every failure gives
+    the same answer, so neither the answer nor its timing says whether the address has an
+    account, or an active one. Throttling happens before this, on what was submitted."""
+    user = _active_user(session, email)
+    matches = _verify(user.password_hash if user else _DUMMY_HASH, password)
+    if user is None or not matches:
+        # Recorded in both cases, so both cost one insert as well as one hash.
+        audit.record(session, actor=actor(user) if user else "public", action="staff.login_failed")
+        return LoginResult(None, None, WRONG_CREDENTIALS)
     user.last_login_at = now
     token = secrets.token_urlsafe(32)
     session.add(
@@ -120,6 +156,16 @@ def login(session: Session, email: str, password: str, *, now: datetime) -> Logi
     )
     audit.record(session, actor=actor(user), action="staff.login")
     return LoginResult(user, token, None)
+
+
+def _active_user(session: Session, email: str) -> StaffUser | None:
+    try:
+        address = normalize_email(email)
+    except ValueError:
+        # Looked up anyway (finds nothing), so a malformed address costs what an unknown one does.
+        address = email
+    user = session.scalars(select(StaffUser).where(StaffUser.email == address)).one_or_none()
+    return user if user is not None and user.active else None
 
 
 def _verify(password_hash: str, password: str) -> bool:

@@ -253,14 +253,21 @@ def test_users_add_creates_and_updates_with_a_clear_error_for_weak_passwords(
         input="another long password\n",
     )
     assert "updated ops@clinic.example (admin)" in result.output
-    result = CliRunner().invoke(
-        cli,
-        ["users", "add", "x@clinic.example", "--role", "ops", "--password-stdin"],
-        env=env,
-        input="short\n",
-    )
-    assert result.exit_code == 2
-    assert "at least 12 characters" in result.output
+    for weak, reason in [
+        ("short", "at least 12 characters"),
+        ("aaaaaaaaaaaa", 'Repeats like "aaa" are easy to guess'),
+        (" " * 12, 'Repeats like "aaa" are easy to guess'),
+        ("x@clinic.example", "built from the e-mail address or the clinic's name"),
+        ("Ketamine Infusions of Idaho", "built from the e-mail address or the clinic's name"),
+    ]:
+        result = CliRunner().invoke(
+            cli,
+            ["users", "add", "x@clinic.example", "--role", "ops", "--password-stdin"],
+            env=env,
+            input=f"{weak}\n",
+        )
+        assert result.exit_code == 2, (weak, result.output)
+        assert reason in result.output, weak
 
 
 def test_ops_commands(tmp_path: Path) -> None:

@@ -7,6 +7,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from nurture import clock, staff
+from nurture.login_throttle import LoginThrottle, Throttled
+from nurture.ratelimit import storage_uri_for
+from nurture.services import Services
 from nurture.web.admin.auth import (
     COOKIE,
     LOGIN_COOKIE,
@@ -30,7 +33,12 @@ def _safe_next(value: str | None) -> str:
 
 
 def _login_page(
-    request: Request, services: ServicesDep, *, error: str | None = None, status: int = 200
+    request: Request,
+    services: ServicesDep,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     nonce, token = new_login_token(services)
     response = render(
@@ -40,8 +48,19 @@ def _login_page(
         {"token": token, "next": _safe_next(request.query_params.get("next")), "error": error},
         status_code=status,
     )
+    response.headers.update(headers or {})
     set_cookie(response, services, LOGIN_COOKIE, nonce, max_age=3600)
     return response
+
+
+def login_throttle(request: Request, services: Services) -> LoginThrottle:
+    """One per app, built on the first sign-in (on the event loop, so never twice); tests may
+    put their own in app.state.login_throttle."""
+    state = request.app.state
+    if getattr(state, "login_throttle", None) is None:
+        state.login_throttle = LoginThrottle(storage_uri_for(services.settings.resolved_broker_url))
+    throttle: LoginThrottle = state.login_throttle
+    return throttle
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -60,12 +79,30 @@ async def login(request: Request, services: ServicesDep) -> Response:
             request, services, error="The form expired; please sign in again.", status=403
         )
     email, password = str(form.get("email", "")), str(form.get("password", ""))
+    client = request.client.host if request.client else None
+    throttle = login_throttle(request, services)
 
-    def check() -> staff.LoginResult:
+    def check() -> staff.LoginResult | Throttled:
+        # Throttled before anything about the account is looked at, and without a hash: the
+        # answer depends on the submitted address and client only, and costs the server little.
+        throttled = throttle.attempt(email, client)
+        if throttled:
+            return throttled
         with services.sessions.begin() as session:
-            return staff.login(session, email, password, now=clock.utcnow())
+            result = staff.login(session, email, password, now=clock.utcnow())
+        if result.token:
+            throttle.succeeded(email, client)
+        return result
 
     result = await run_in_threadpool(check)
+    if isinstance(result, Throttled):
+        return _login_page(
+            request,
+            services,
+            error=result.message,
+            status=429,
+            headers={"Retry-After": str(result.retry_after)},
+        )
     if result.token is None:
         return _login_page(request, services, error=result.error, status=401)
     response = RedirectResponse(_safe_next(str(form.get("next", ""))), status_code=303)

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from nurture import clock, staff, staff_directory
+from nurture import staff, staff_directory
 from nurture.lead_story import parse_row_id
 from nurture.leads import normalize_email
 from nurture.models import StaffRole, StaffUser
@@ -37,7 +37,6 @@ def _page(
 ) -> HTMLResponse:
     with services.sessions() as session:
         users = staff_directory.users(session)
-    now = clock.utcnow()
     return render(
         request,
         who,
@@ -50,7 +49,6 @@ def _page(
             | (entered or {}),
             "min_password": staff.MIN_PASSWORD,
             "utc": utc_text,
-            "locked": lambda user: user.locked_until is not None and user.locked_until > now,
         },
         status_code=status,
     )
@@ -87,6 +85,7 @@ async def save_user(request: Request, services: ServicesDep, who: UsersStaff) ->
                 role=entered["role"],
                 phone=entered["phone"] or None,
                 actor=who.actor,
+                clinic_name=services.clinic.name,
             )
 
     try:
