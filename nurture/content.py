@@ -22,7 +22,7 @@ from nurture.rendering import (
     Renderer,
     consult_view,
 )
-from nurture.template_store import TemplateStore
+from nurture.template_store import TemplateRecord, TemplateStore
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,16 @@ def render(
 ) -> RenderedContent:
     """Render the current version of a template; raises RenderError or TemplateNotFoundError."""
     record = store.get(channel, template_key, session=session)
-    name = f"{channel.value}/{template_key}"
-    if channel is Channel.SMS:
+    return render_record(store, renderer, record, context)
+
+
+def render_record(
+    store: TemplateStore, renderer: Renderer, record: TemplateRecord, context: RenderContext
+) -> RenderedContent:
+    """Render a template already loaded: no database work, so no transaction need be open."""
+    name = f"{record.channel.value}/{record.key}"
+    if record.channel is Channel.SMS:
         body = renderer.render_sms(record.source, context, name=name)
-        return RenderedContent(channel, record.version, None, body, None)
+        return RenderedContent(record.channel, record.version, None, body, None)
     email = renderer.render_email(record.source, store.email_layouts(), context, name=name)
-    return RenderedContent(channel, record.version, email.subject, email.text, email.html)
+    return RenderedContent(record.channel, record.version, email.subject, email.text, email.html)

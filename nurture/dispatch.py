@@ -168,10 +168,10 @@ def _settle(
 def send_message(session: Session, message_id: int, services: Services) -> MessageStatus | None:
     """Send one queued row at most once; return its new status, or None if it was not ours.
 
-    The gates and the rendering run first; then one conditional UPDATE moves the row from
-    `queued` to `sending` with what it will say, and commits, before the provider sees
-    anything. A second delivery of the same task, or a STOP that cancelled the row meanwhile,
-    finds it no longer `queued` and does nothing.
+    The gates and the rendering run first (the render outside any transaction); then one
+    conditional UPDATE moves the row from `queued` to `sending` with what it will say, and
+    commits, before the provider sees anything. A second delivery of the same task, or a STOP
+    that cancelled the row meanwhile, finds it no longer `queued` and does nothing.
     """
     now = clock.utcnow()
     queued = (MessageStatus.QUEUED,)
@@ -234,14 +234,12 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
         alert=message.context,
     )
     try:
-        rendered = content.render(
-            services.templates,
-            services.renderer,
-            message.channel,
-            message.template_key,
-            context,
-            session=session,
-        )
+        record = services.templates.get(message.channel, message.template_key, session=session)
+        # End the read before rendering: a template may take its whole render budget, and no
+        # transaction (on SQLite, the write lock) may be held meanwhile. The UPDATE below
+        # re-checks that the row is still `queued`.
+        session.commit()
+        rendered = content.render_record(services.templates, services.renderer, record, context)
     except (RenderError, TemplateNotFoundError) as error:
         done = _settle(
             session,

@@ -2,15 +2,22 @@
 
 Marketing writes these templates, so they are untrusted code: they run in an
 ``ImmutableSandboxedEnvironment`` with ``StrictUndefined`` (a misspelt variable is an error,
-never an empty gap in a message to a patient), see only plain values (never ORM objects), and any
+never an empty gap in a message to a patient), see only plain values (never ORM objects), are
+held to a render budget (:mod:`nurture.render_budget`: time, size, no huge values), and any
 failure becomes a :class:`RenderError` that fails one message with a readable reason.
+
+A lead types their own name, so in an e-mail's Markdown body every printed value is escaped for
+Markdown before the Markdown is rendered: a name can never become a link, an image or a
+heading. Only the clinic's configuration and ``links.*`` print as they are, so
+``[Book]({{ links.book }})`` stays a link.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,15 +25,51 @@ from zoneinfo import ZoneInfo
 import yaml
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markdown_it import MarkdownIt
 from markupsafe import Markup
+
+from nurture import render_budget
+from nurture.render_budget import (
+    EMAIL_BUDGET,
+    SMS_BUDGET,
+    BudgetedSandbox,
+    RenderBudget,
+    RenderBudgetExceededError,
+)
 
 FRONT_MATTER_FENCE = "---"
 
 
 class RenderError(Exception):
     """A template could not be rendered; the message says where and why."""
+
+
+BUDGET_EXCEEDED = "render budget exceeded"
+# CommonMark lets a backslash escape any ASCII punctuation, and only those have a meaning.
+MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+class TrustedText(str):
+    """Text from the clinic's configuration: printed into Markdown as it is (a link target)."""
+
+    __slots__ = ()
+
+
+def escape_markdown(value: object) -> object:
+    """Every value printed into a Markdown body, except trusted text, shows as the text it is."""
+    if isinstance(value, TrustedText):
+        return value
+    return MARKDOWN_PUNCTUATION.sub(r"\\\1", str(value))
+
+
+def _trusted(view: Any) -> Any:
+    """A copy of a frozen view whose text fields are TrustedText."""
+    changes = {
+        f.name: TrustedText(getattr(view, f.name))
+        for f in fields(view)
+        if isinstance(getattr(view, f.name), str)
+    }
+    return replace(view, **changes)
 
 
 @dataclass(frozen=True)
@@ -127,7 +170,7 @@ def consult_view(
 class _CompiledCache:
     """Compiled templates by source text: compiling costs ~60x a render (stack-notes)."""
 
-    def __init__(self, environment: ImmutableSandboxedEnvironment, size: int = 512) -> None:
+    def __init__(self, environment: BudgetedSandbox, size: int = 512) -> None:
         self._environment = environment
         self._size = size
         self._templates: OrderedDict[str, Template] = OrderedDict()
@@ -140,6 +183,10 @@ class _CompiledCache:
                 template = self._environment.from_string(source)
             except TemplateSyntaxError as error:
                 raise RenderError(f"{name}: line {error.lineno}: {error.message}") from None
+            except TemplateError as error:  # e.g. an unknown filter, found while compiling
+                line = getattr(error, "lineno", None)
+                where = f"line {line}: " if line else ""
+                raise RenderError(f"{name}: {where}{error}") from None
             self._templates[digest] = template
             if len(self._templates) > self._size:
                 self._templates.popitem(last=False)
@@ -148,19 +195,26 @@ class _CompiledCache:
         return template
 
 
-def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+def _environment(*, autoescape: bool, markdown: bool = False) -> BudgetedSandbox:
+    return BudgetedSandbox(
         undefined=StrictUndefined,
         autoescape=autoescape,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        finalize=escape_markdown if markdown else None,
     )
 
 
 def _run(template: Template, name: str, variables: dict[str, Any]) -> str:
+    """One template of a message, inside the message's budget (see Renderer._budget)."""
     try:
+        render_budget.new_output()
         return template.render(variables)
+    except RenderBudgetExceededError as error:
+        line = render_budget.line_of(error, template.filename or "<template>")
+        where = f"line {line}: " if line else ""
+        raise RenderError(f"{name}: {where}{BUDGET_EXCEEDED}: {error}") from None
     except SecurityError as error:
         raise RenderError(f"{name}: not allowed in a template: {error}") from None
     except UndefinedError as error:
@@ -200,33 +254,53 @@ def split_front_matter(source: str, name: str) -> tuple[dict[str, Any], str, int
 class Renderer:
     """Renders SMS bodies and e-mails (Markdown body inside the HTML and text layouts)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, email_budget: RenderBudget = EMAIL_BUDGET, sms_budget: RenderBudget = SMS_BUDGET
+    ) -> None:
+        self.email_budget = email_budget
+        self.sms_budget = sms_budget
         self._text = _CompiledCache(_environment(autoescape=False))
         self._html = _CompiledCache(_environment(autoescape=True))
+        self._markdown_body = _CompiledCache(_environment(autoescape=False, markdown=True))
         # Raw HTML in Markdown stays text: a lead's name can never inject markup.
         self._markdown = MarkdownIt("commonmark", {"html": False})
 
     def render_sms(self, source: str, context: RenderContext, *, name: str) -> str:
-        body = _run(self._text.get(source, name), name, context.variables())
+        template = self._text.get(source, name)
+        with render_budget.spending(self.sms_budget):
+            body = _run(template, name, context.variables())
         # Collapse the blank lines a template's {% if %} blocks leave; texts cost per character.
         return "\n".join(line.rstrip() for line in body.strip().splitlines())
 
     def render_email(
         self, source: str, layouts: EmailLayouts, context: RenderContext, *, name: str
     ) -> RenderedEmail:
-        fields, body, body_line = split_front_matter(source, name)
+        # One deadline for the whole message: its parts, both bodies and the Markdown.
+        with render_budget.spending(self.email_budget):
+            return self._render_email(source, layouts, context, name=name)
+
+    def _render_email(
+        self, source: str, layouts: EmailLayouts, context: RenderContext, *, name: str
+    ) -> RenderedEmail:
+        front, body, body_line = split_front_matter(source, name)
         variables = context.variables()
-        subject = _run(self._text.get(fields["subject"], f"{name} subject"), name, variables)
+        subject = _run(self._text.get(front["subject"], f"{name} subject"), name, variables)
         subject = " ".join(subject.split())  # a header is one line
         if not subject:
             raise RenderError(f"{name}: the subject renders empty")
         preheader = _run(
-            self._text.get(fields.get("preheader", ""), f"{name} preheader"), name, variables
+            self._text.get(front.get("preheader", ""), f"{name} preheader"), name, variables
         )
         # Pad with newlines so Jinja's line numbers are the file's line numbers.
+        padded = "\n" * (body_line - 1) + body
+        # The HTML part: printed values escaped for Markdown, except the clinic's and links.
         markdown = _run(
-            self._text.get("\n" * (body_line - 1) + body, name), name, variables
+            self._markdown_body.get(padded, name),
+            name,
+            {**variables, "clinic": _trusted(context.clinic), "links": _trusted(context.links)},
         ).strip()
+        # The text part is read as it is, so it shows what the lead typed, without backslashes.
+        plain = _run(self._text.get(padded, name), name, variables).strip()
         page = {**variables, "subject": subject, "preheader": " ".join(preheader.split())}
         html = _run(
             self._html.get(layouts.html, "layouts/email.html.j2"),
@@ -236,7 +310,7 @@ class Renderer:
         text = _run(
             self._text.get(layouts.text, "layouts/email.txt.j2"),
             "layouts/email.txt.j2",
-            {**page, "body_text": markdown},
+            {**page, "body_text": plain},
         )
         return RenderedEmail(
             subject=subject, preheader=page["preheader"], text=text.strip() + "\n", html=html

@@ -19,10 +19,38 @@ from nurture.settings import Settings, get_settings
 
 QUEUES = ("dispatch", "email", "sms")
 BROKER_PURGE_INTERVAL = 600.0
+# A send renders (within its render budget, seconds) and calls a provider (whose client has
+# its own timeouts); a minute is far beyond both. The hard limit stays well below the reaper's
+# "sending too long" (stale_sending_after), so a killed send becomes `unknown`, never a resend.
+SEND_LIMITS = (60.0, 90.0)  # (soft, hard) seconds
+DEFAULT_LIMITS = (300.0, 360.0)  # any task without its own
+
+
+def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
+    """Soft and hard time limits per task: the soft one raises inside the task (a send then
+    settles the row as `unknown`), the hard one kills the child process."""
+
+    def limits(soft: float, hard: float) -> dict[str, float]:
+        return {"soft_time_limit": soft, "time_limit": hard}
+
+    # Dispatch drains due rows in committed batches, so stopping it between two is harmless;
+    # the reaper also asks the SMS provider about each `unknown` row.
+    dispatch = max(30.0, 6 * settings.dispatch_interval)
+    reap = max(120.0, 2 * settings.reap_interval)
+    return {
+        "nurture.send_email": limits(*SEND_LIMITS),
+        "nurture.send_sms": limits(*SEND_LIMITS),
+        "nurture.dispatch_due": limits(dispatch, dispatch + 15),
+        "nurture.reap_stale": limits(reap, reap + 30),
+        "nurture.purge_broker": limits(120.0, 180.0),
+    }
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
+        "task_annotations": time_limits(settings),
+        "task_soft_time_limit": DEFAULT_LIMITS[0],
+        "task_time_limit": DEFAULT_LIMITS[1],
         "broker_url": settings.resolved_broker_url,
         "broker_connection_retry_on_startup": True,
         "task_serializer": "json",

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import html
 import itertools
+import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -687,6 +691,25 @@ def test_an_admin_adds_and_updates_a_user(services: Services, admin: Browser) ->
     ("form", "reason"),
     [
         ({"email": "x@clinic.example", "role": "ops", "password": "short"}, "at least 12"),
+        ({"email": "x@clinic.example", "role": "ops", "password": "a" * 12}, "Repeats like"),
+        ({"email": "x@clinic.example", "role": "ops", "password": " " * 12}, "Repeats like"),
+        (
+            {"email": "x@clinic.example", "role": "ops", "password": "Password1234"},
+            "similar to a commonly used password",
+        ),
+        (
+            {
+                "email": "ann.lee@clinic.example",
+                "role": "ops",
+                "password": "ann.lee@clinic.example",
+            },
+            "built from the e-mail address",
+        ),
+        (
+            # config/clinic.yaml names the clinic so
+            {"email": "x@clinic.example", "role": "ops", "password": "Ketamine Infusions of Idaho"},
+            "the clinic's name",
+        ),
         ({"email": "nope", "role": "ops", "password": "long enough password"}, "e-mail"),
         ({"email": "x@clinic.example", "role": "boss", "password": "long enough password"}, "boss"),
         (
@@ -740,3 +763,106 @@ def test_an_admin_deactivates_a_user_but_not_themselves(
     assert entry.actor == admin.actor and entry.details["email"] == ops.email
     # Signed out at once.
     assert ops.get("/admin/leads").status_code == 303
+
+
+# The template studio: runaway and broken templates (issue 10, findings 4 and 6) ------------------
+
+RUNAWAY = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+DID_NOT_HANG = 10.0  # seconds: a generous bound, never a measured duration
+
+
+@pytest.fixture
+def marketing(app: FastAPI, services: Services) -> Iterator[Browser]:
+    browser = sign_in(app, services, "marketing")
+    with browser.client:  # one event loop for every request, as under uvicorn
+        yield browser
+
+
+def preview(browser: Browser, body: bytes, path: str = "/admin/templates/sms/help-reply") -> Any:
+    token = browser.csrf(path)
+    return browser.client.post(
+        f"{path}/preview",
+        content=body,
+        headers={"content-type": "application/json", "x-csrf-token": token},
+    )
+
+
+def test_a_runaway_preview_answers_422_quickly_while_healthz_answers(
+    marketing: Browser,
+) -> None:
+    token = marketing.csrf("/admin/templates/sms/help-reply")
+    body = json.dumps({"source": "{{ clinic.sms_program_name }}: " + RUNAWAY}).encode()
+    started = time.monotonic()
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(
+            marketing.client.post,
+            "/admin/templates/sms/help-reply/preview",
+            content=body,
+            headers={"content-type": "application/json", "x-csrf-token": token},
+        )
+        answered = 0
+        while not running.done():
+            assert marketing.client.get("/healthz").status_code == 200
+            answered += 1
+            time.sleep(0.05)
+        response = running.result()
+    assert time.monotonic() - started < DID_NOT_HANG
+    assert answered >= 2  # the process kept answering while the render ran
+    assert response.status_code == 422
+    payload = response.json()
+    assert "render budget exceeded: took longer than" in payload["error"]
+    assert payload["findings"][0]["level"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"[" * 5000 + b"]" * 5000, "nested deeper"),
+        (json.dumps({"source": "{{ lead.first_name|nope }}"}).encode(), "No filter named 'nope'"),
+        (json.dumps({"source": "{{ 'a' * 10**9 }}"}).encode(), "render budget exceeded"),
+    ],
+    ids=["not-json", "too-deep", "unknown-filter", "huge-value"],
+)
+def test_a_bad_preview_is_a_422_with_the_reason(
+    marketing: Browser, body: bytes, reason: str
+) -> None:
+    response = preview(marketing, body)
+    assert response.status_code == 422, response.text
+    assert reason in response.text
+
+
+def test_a_draft_with_an_unknown_filter_opens_and_is_not_published(
+    services: Services, marketing: Browser
+) -> None:
+    path = "/admin/templates/sms/help-reply"
+    token = marketing.csrf(path)
+    source = "{{ clinic.sms_program_name }}: {{ lead.first_name|nope }} Reply STOP to opt out."
+    saved = marketing.post(f"{path}/drafts", {"source": source}, csrf=token)
+    assert saved.status_code == 303, saved.text
+    page = marketing.get(path)
+    assert page.status_code == 200
+    assert "unknown filter &#39;nope&#39;" in page.text or "unknown filter 'nope'" in text_of(page)
+    version = re.search(r"version=(\d+)", saved.headers["location"])
+    assert version is not None
+    refused = marketing.post(f"{path}/publish", {"version": version.group(1)}, csrf=token)
+    assert refused.status_code == 422
+    assert "Not published" in text_of(refused) and "unknown filter 'nope'" in text_of(refused)
+    assert "nope" not in services.templates.get(Channel.SMS, "help-reply").source
+
+
+def test_a_runaway_draft_is_refused_at_publish(services: Services, marketing: Browser) -> None:
+    path = "/admin/templates/sms/help-reply"
+    token = marketing.csrf(path)
+    source = (
+        "{{ clinic.sms_program_name }}: {% if lead.stage == 'lost' %}" + RUNAWAY + "{% endif %}"
+    )
+    saved = marketing.post(f"{path}/drafts", {"source": source}, csrf=token)
+    version = re.search(r"version=(\d+)", saved.headers["location"])
+    assert version is not None
+    started = time.monotonic()
+    refused = marketing.post(f"{path}/publish", {"version": version.group(1)}, csrf=token)
+    assert time.monotonic() - started < DID_NOT_HANG
+    assert refused.status_code == 422
+    assert "render budget exceeded" in text_of(refused)
+    assert "range(99999)" not in services.templates.get(Channel.SMS, "help-reply").source

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from nurture import clock, studio, template_store
-from nurture.models import Channel, Message, TemplateState, TemplateVersion
+from nurture.models import Channel, Message, MessageStatus, TemplateState, TemplateVersion
 from nurture.services import Services, build_services
 from nurture.template_store import FileTemplateStore
 from tests.conftest import REPO, SettingsFactory
@@ -164,3 +166,46 @@ def test_files_are_the_fallback_before_the_first_sync(services: Services) -> Non
     assert (
         record.source == FileTemplateStore(REPO / "templates").get(Channel.SMS, "help-reply").source
     )
+
+
+def test_a_runaway_template_fails_only_its_message_and_renders_outside_any_transaction(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync(services)
+    runaway = (
+        "{{ clinic.sms_program_name }}: {% for i in range(99999) %}{% for j in range(99999) %}"
+        "{% endfor %}{% endfor %}"
+    )
+    with services.sessions.begin() as session:  # straight to the store: lint would refuse it
+        draft = template_store.save_draft(
+            session, Channel.SMS, "optin-confirmation", runaway, author="t", now=clock.utcnow()
+        )
+        template_store.publish(
+            session,
+            Channel.SMS,
+            "optin-confirmation",
+            draft.version,
+            author="t",
+            now=clock.utcnow(),
+        )
+    connections_held: list[int] = []
+    render_sms = services.renderer.render_sms
+
+    def watched(*args: Any, **kwargs: Any) -> str:
+        connections_held.append(services.engine.pool.checkedout())  # type: ignore[attr-defined]
+        return render_sms(*args, **kwargs)
+
+    monkeypatch.setattr(services.renderer, "render_sms", watched)
+    lead_id = sign_up(services)
+    started = time.monotonic()
+    claim_and_send_all(services)
+    assert time.monotonic() - started < 10  # did not hang
+    with services.sessions() as session:
+        rows = messages_of(session, lead_id)
+    sms = next(m for m in rows if m.channel is Channel.SMS)
+    assert sms.status is MessageStatus.FAILED
+    assert sms.error_code == "template"
+    assert "render budget exceeded: took longer than" in (sms.last_error or "")
+    sent = [m for m in rows if m.channel is Channel.EMAIL and m.status is MessageStatus.SENT]
+    assert sent  # the welcome e-mail still went
+    assert connections_held == [0]  # no transaction, no connection, while it rendered

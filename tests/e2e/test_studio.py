@@ -75,3 +75,26 @@ def test_ops_cannot_open_the_studio(browser: Browser, site: Site) -> None:
     assert response is not None and response.status == 403
     expect(page.locator("h1")).to_have_text("Not allowed")
     page.close()
+
+
+def test_a_runaway_template_is_stopped_and_explained_in_the_live_preview(
+    browser: Browser, site: Site, artifacts: Path
+) -> None:
+    """Issue 10 §4: a preview of a template that would freeze the web process answers within
+    its budget, the studio says why, and the page (and the process) keep working."""
+    page = browser.new_page()
+    sign_in(page, site, "marketing@clinic.example", "/admin/templates/sms/booking-nudge")
+    original = page.input_value("#source")
+    page.fill("#source", "{{ 'a' * 10**9 }}")
+    expect(page.locator("#render-error")).to_contain_text("render budget exceeded")
+    expect(page.locator("#lint")).to_contain_text("render budget exceeded")
+    page.screenshot(path=str(artifacts / "studio-runaway.png"), full_page=True)
+    page.fill(
+        "#source",
+        "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}",
+    )
+    expect(page.locator("#render-error")).to_contain_text("render budget exceeded")
+    page.fill("#source", original)
+    expect(page.locator("#render-error")).to_be_hidden()
+    expect(page.locator("#lint")).to_contain_text("No problems found.")
+    page.close()

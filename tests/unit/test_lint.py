@@ -200,3 +200,80 @@ def test_template_injection_is_a_lint_error_and_renders_nothing_of_python(payloa
         return
     for leak in ("<class", "subprocess", "Popen", "builtins", "function", "module"):
         assert leak not in rendered
+
+
+# Templates that break, or run away, for some leads only (issue 10, findings 4 and 6) ------------
+
+
+def test_an_unknown_filter_or_test_is_a_lint_error_with_its_line() -> None:
+    report = lint(
+        "{{ clinic.sms_program_name }}: hi\n{{ lead.first_name|nope }}\n"
+        "{% if lead is nah %}x{% endif %} Reply STOP to opt out."
+    )
+    assert [str(f) for f in report.errors] == [
+        "error: line 2: unknown filter 'nope'",
+        "error: line 3: unknown test 'nah' (after 'is')",
+    ]
+
+
+def test_a_runaway_template_is_a_lint_error_found_quickly() -> None:
+    import time
+
+    started = time.monotonic()
+    report = lint(
+        "---\nsubject: Hi\n---\n{% for i in range(99999) %}{% for j in range(99999) %}"
+        "{% endfor %}{% endfor %}",
+        Channel.EMAIL,
+    )
+    assert time.monotonic() - started < 10  # stops at the first lead, not one budget per lead
+    [error] = report.errors
+    assert "line 4: render budget exceeded: took longer than" in error.message
+
+
+@pytest.mark.parametrize(
+    ("guard", "label"),
+    [
+        ('lead.first_name == "Zoë"', "A name with accents (Zoë Ñúñez)"),
+        ("lead.first_name|length > 100", "A very long name"),
+        ('lead.stage == "lost"', "Lost lead with a past consult"),
+        ('lead.stage == "patient"', "Patient, no consult on record"),
+    ],
+)
+def test_a_template_slow_for_one_kind_of_lead_is_caught(guard: str, label: str) -> None:
+    slow = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+    report = lint(
+        f"---\nsubject: Hi\n---\nHello.\n{{% if {guard} %}}{slow}{{% endif %}}", Channel.EMAIL
+    )
+    assert f"does not render for the sample “{label}”: line 5: render budget exceeded" in messages(
+        report
+    )
+
+
+def test_a_template_broken_for_a_lead_without_a_phone_is_caught() -> None:
+    report = lint(
+        "{{ clinic.sms_program_name }}: we have {{ lead.phone[-4:] }}. Reply STOP to opt out."
+    )
+    assert "does not render for the sample “No last name, no phone”" in messages(report)
+
+
+def test_every_shipped_template_lints_clean_for_every_sample_and_edge_case() -> None:
+    from nurture.lint import purposes_for
+    from nurture.sequences import load_catalog
+    from nurture.template_store import FileTemplateStore
+
+    files = FileTemplateStore(REPO / "templates")
+    catalog = load_catalog(REPO / "config" / "sequences", templates=files.available())
+    renderer = Renderer()
+    for channel, key in sorted(files.available()):
+        target = LintTarget(
+            channel, key, files.get(channel, key).source, purposes_for(catalog, channel, key)
+        )
+        report = lint_template(
+            target,
+            renderer=renderer,
+            layouts=LAYOUTS,
+            policy=POLICY,
+            clinic=CLINIC,
+            public_url="https://nurture.example.org",
+        )
+        assert report.ok, (channel, key, [str(f) for f in report.errors])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -245,3 +246,55 @@ def test_rule_15_no_text_names_the_drug_a_diagnosis_or_a_price() -> None:
             "free infusion",
         ):
             assert word not in body, (path.name, word)
+
+
+# A lead's name is text in every part of an e-mail (issue 10, finding 2) --------------------------
+
+MARKDOWN_NAMES = [
+    "[Verify your account](https://evil.example)",
+    "![x](https://evil.example/pixel.png)",
+    "<img src=x onerror=alert(1)>",
+    "**bold**",
+    "# heading",
+    "- item",
+    "1. first",
+    "<https://evil.example>",
+    "a\\b `code` _under_ ~~strike~~ &amp;",
+]
+NAME_EMAIL = (
+    "---\nsubject: Hi {{ lead.first_name }}\npreheader: For {{ lead.first_name }}\n---\n"
+    "{{ lead.first_name }}\n\nHello {{ lead.first_name }}, [Book]({{ links.book }}) or "
+    "<{{ clinic.website_url }}>."
+)
+
+
+@pytest.mark.parametrize("name", MARKDOWN_NAMES)
+def test_a_name_is_text_in_every_part_and_never_markup_in_html(name: str) -> None:
+    import html
+
+    email = Renderer().render_email(NAME_EMAIL, LAYOUTS, context(first_name=name), name="e")
+    start = email.html.index("<p>")
+    body = email.html[start : email.html.index("</td></tr>", start)]  # the body, not the layout
+    links = re.findall(r"<a href=\"([^\"]*)\"", body)
+    assert links[:2] == ["https://clinic.test/book", "https://clinic.test"]  # only the clinic's
+    assert "evil.example" not in "".join(links)
+    for tag in ("<img", "<h1", "<ul", "<ol", "<li", "<strong", "<em", "<code", "<del"):
+        assert tag not in body, tag
+    paragraph = re.search(r"<p>(.*?)</p>", body, re.DOTALL)
+    assert paragraph is not None
+    assert html.unescape(paragraph.group(1)) == name  # shown exactly as typed, no backslashes
+    # The plain-text parts are not Markdown: they show the name unchanged, without backslashes.
+    assert email.subject == f"Hi {name}"
+    assert email.preheader == f"For {name}"
+    assert email.text.startswith(f"{name}\n\nHello {name}, [Book](https://clinic.test/book)")
+    sms = Renderer().render_sms("Hi {{ lead.first_name }}", context(first_name=name), name="t")
+    assert sms == f"Hi {name}"
+
+
+def test_the_staff_alerts_record_link_still_works() -> None:
+    source = (REPO / "templates/email/staff-reply-alert.md.j2").read_text()
+    alert = {**SAMPLE_ALERT, "body": "[click](https://evil.example)", "lead_name": "**X**"}
+    staff = replace(context(staff=True), alert=alert)
+    email = Renderer().render_email(source, LAYOUTS, staff, name="e")
+    assert f'<a href="{SAMPLE_ALERT["lead_url"]}">' in email.html
+    assert 'evil.example"' not in email.html and "<strong>X</strong>" not in email.html

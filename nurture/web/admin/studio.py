@@ -1,28 +1,46 @@
 """The template studio: list, edit with live preview and lint, save drafts, publish, roll back,
-compare versions, send a test to oneself."""
+compare versions, send a test to oneself.
+
+Every handler is a plain ``def``: they touch the database and render templates, so FastAPI runs
+them in its thread pool, never on the event loop. Only reading the request body is async, in a
+dependency.
+"""
 
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from nurture import audit, studio, template_store
 from nurture.lint import purposes_for
 from nurture.models import Channel, TemplateState
-from nurture.rendering import RenderError
+from nurture.rendering import BUDGET_EXCEEDED, RenderError
 from nurture.samples import sample_leads
 from nurture.services import Services
 from nurture.transports import DeliveryError
 from nurture.web.admin.auth import Staff, TemplatesStaff, check_csrf
 from nurture.web.admin.pages import render
 from nurture.web.deps import ServicesDep
+from nurture.web.json_body import JsonBodyError, parse_json
 
 router = APIRouter(prefix="/templates")
 MAX_SOURCE = 20_000
+
+
+async def _read_form(request: Request) -> FormData:
+    return await request.form()
+
+
+async def _read_body(request: Request) -> bytes:
+    return await request.body()
+
+
+Form = Annotated[FormData, Depends(_read_form)]
+RawBody = Annotated[bytes, Depends(_read_body)]
 
 
 def _template(services: Services, channel: str, key: str) -> tuple[Channel, str]:
@@ -66,6 +84,10 @@ def _preview_payload(
             }
     except RenderError as error:
         payload["error"] = str(error)
+        if BUDGET_EXCEEDED in str(error):
+            # Lint would only spend the budget again: answer within one.
+            payload["findings"] = [{"level": "error", "message": str(error), "line": None}]
+            return payload
     report = studio.lint_source(services, channel, key, source)
     payload["findings"] = [
         {"level": f.level, "message": f.message, "line": f.line} for f in report.findings
@@ -159,12 +181,21 @@ def _editor(
 
 
 @router.post("/{channel}/{key}/preview")
-async def live_preview(
-    request: Request, channel: str, key: str, services: ServicesDep, who: TemplatesStaff
+def live_preview(
+    request: Request,
+    channel: str,
+    key: str,
+    services: ServicesDep,
+    who: TemplatesStaff,
+    raw: RawBody,
 ) -> JSONResponse:
+    """The preview and lint as JSON; 422 (with the same fields) when it does not render."""
     check_csrf(who, header=request.headers.get("x-csrf-token"))
     parsed, key = _template(services, channel, key)
-    body = await request.json()
+    try:
+        body = parse_json(raw)
+    except JsonBodyError as error:
+        raise HTTPException(422, f"the preview body: {error}") from None
     if (
         not isinstance(body, dict)
         or not isinstance(body.get("source"), str)
@@ -174,17 +205,19 @@ async def live_preview(
             422, f"send {{'source': text of at most {MAX_SOURCE} characters, 'sample': label}}"
         )
     sample = body.get("sample") if isinstance(body.get("sample"), str) else None
-    payload = await run_in_threadpool(
-        _preview_payload, services, parsed, key, body["source"], sample
-    )
-    return JSONResponse(payload)
+    payload = _preview_payload(services, parsed, key, body["source"], sample)
+    return JSONResponse(payload, status_code=422 if payload["error"] else 200)
 
 
 @router.post("/{channel}/{key}/drafts")
-async def save(
-    request: Request, channel: str, key: str, services: ServicesDep, who: TemplatesStaff
+def save(
+    request: Request,
+    channel: str,
+    key: str,
+    services: ServicesDep,
+    who: TemplatesStaff,
+    form: Form,
 ) -> Response:
-    form = await request.form()
     check_csrf(who, form)
     parsed, key = _template(services, channel, key)
     source = form.get("source")
@@ -201,28 +234,28 @@ async def save(
             errors=[f"the template is empty or longer than {MAX_SOURCE} characters"],
             status=422,
         )
-    draft = await run_in_threadpool(
-        studio.save_draft, services, parsed, key, source.replace("\r\n", "\n"), author=who.actor
-    )
+    draft = studio.save_draft(services, parsed, key, source.replace("\r\n", "\n"), author=who.actor)
     return RedirectResponse(
         f"/admin/templates/{parsed.value}/{key}?version={draft.version}&notice=saved", 303
     )
 
 
 @router.post("/{channel}/{key}/publish")
-async def publish(
-    request: Request, channel: str, key: str, services: ServicesDep, who: TemplatesStaff
+def publish(
+    request: Request,
+    channel: str,
+    key: str,
+    services: ServicesDep,
+    who: TemplatesStaff,
+    form: Form,
 ) -> Response:
-    form = await request.form()
     check_csrf(who, form)
     parsed, key = _template(services, channel, key)
     raw = form.get("version")
     if not isinstance(raw, str) or not raw.isdigit():
         raise HTTPException(422, "version: a version number is required")
     try:
-        live = await run_in_threadpool(
-            studio.publish_version, services, parsed, key, int(raw), author=who.actor
-        )
+        live = studio.publish_version(services, parsed, key, int(raw), author=who.actor)
     except studio.PublishRefusedError as refused:
         errors = ["Not published: fix these first."] + [str(f) for f in refused.report.errors]
         return _editor(
@@ -244,10 +277,14 @@ async def publish(
 
 
 @router.post("/{channel}/{key}/test")
-async def send_test(
-    request: Request, channel: str, key: str, services: ServicesDep, who: TemplatesStaff
+def send_test(
+    request: Request,
+    channel: str,
+    key: str,
+    services: ServicesDep,
+    who: TemplatesStaff,
+    form: Form,
 ) -> Response:
-    form = await request.form()
     check_csrf(who, form)
     parsed, key = _template(services, channel, key)
     source = form.get("source")
@@ -275,9 +312,7 @@ async def send_test(
     _label, lead = _sample(sample if isinstance(sample, str) else None)
     try:
         shown = studio.preview(services, parsed, key, source, lead)
-        provider_id = await run_in_threadpool(
-            studio.send_test, services, parsed, key, shown, to=to, author=who.actor
-        )
+        provider_id = studio.send_test(services, parsed, key, shown, to=to, author=who.actor)
     except RenderError as error:
         return refuse(f"Not sent: {error}")
     except DeliveryError as error:
@@ -292,7 +327,7 @@ async def send_test(
                 details={"channel": parsed.value, "key": key, "provider_id": provider_id},
             )
 
-    await run_in_threadpool(record)
+    record()
     return RedirectResponse(f"/admin/templates/{parsed.value}/{key}?notice=test-sent", 303)
 
 

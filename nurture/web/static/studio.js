@@ -23,6 +23,7 @@
     var frame = document.getElementById("html-preview");
     if (frame) { frame.srcdoc = payload.html || ""; }
     var counter = document.getElementById("sms-counter");
+    if (counter && !payload.sms) { counter.textContent = ""; }
     if (counter && payload.sms) {
       var s = payload.sms;
       counter.textContent = s.characters + " characters · " + s.encoding + " · " + s.segments +
@@ -49,8 +50,11 @@
       credentials: "same-origin",
       headers: {"Content-Type": "application/json", "X-CSRF-Token": studio.dataset.csrf},
       body: JSON.stringify({source: source.value, sample: sample.value})
-    }).then(function (r) { return r.ok ? r.json() : null; }).then(function (payload) {
-      if (payload) { show(payload); studio.dataset.previewed = "yes"; }
+    }).then(function (r) {
+      // 422 is a template that does not render (or is over its budget): its JSON says why.
+      return (r.ok || r.status === 422) ? r.json().catch(function () { return null; }) : null;
+    }).then(function (payload) {
+      if (payload && payload.findings) { show(payload); studio.dataset.previewed = "yes"; }
     });
   }
 
