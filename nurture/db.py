@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, Uuid, create_engine, event
+from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, Uuid, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -66,6 +66,10 @@ class Base(DeclarativeBase):
     }
 
 
+# An execution option that marks an engine's connections as read-only: see read_only().
+READ_ONLY = "nurture_read_only"
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the settings this application relies on for each backend."""
     parsed = make_url(url)
@@ -76,7 +80,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     # pre_ping: a worker survives a PostgreSQL restart by reconnecting, not by crashing.
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    _configure_postgresql(engine)
+    return engine
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine and pool, for transactions that only read.
+
+    On SQLite they begin with a deferred BEGIN, so a page view or an API read never takes the
+    write lock that workers and sign-ups wait for; on both backends a write in one fails at
+    once instead of succeeding quietly.
+    """
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+def _reads_only(connection: Connection) -> bool:
+    return bool(connection.get_execution_options().get(READ_ONLY))
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -94,14 +114,40 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
+    def _on_begin(connection: Connection) -> None:
+        # One pooled connection serves readers and writers in turn, so every begin states
+        # which it is (query_only is a flag of the connection, not of the transaction).
+        info = connection.info
+        if _reads_only(connection):
+            # Deferred: in WAL mode a reader sees a snapshot and holds no lock a writer needs.
+            connection.exec_driver_sql("BEGIN")
+            if not info.get("query_only"):
+                connection.exec_driver_sql("PRAGMA query_only=ON")
+                info["query_only"] = True
+            return
+        if info.get("query_only"):
+            connection.exec_driver_sql("PRAGMA query_only=OFF")
+            info["query_only"] = False
         # IMMEDIATE takes the write lock up front: a deferred transaction that later writes
         # can fail with SQLITE_BUSY at once, without waiting for busy_timeout.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # The driver opens the transaction with this, its first statement.
+        if _reads_only(connection):
+            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reads only (see :func:`read_only`): a flush or an UPDATE in one fails."""
+    return sessionmaker(read_only(engine), expire_on_commit=False)
 
 
 @contextmanager

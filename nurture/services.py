@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.clinic import Clinic, Disclosures, load_clinic, load_disclosures
-from nurture.db import make_engine, make_sessionmaker
+from nurture.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from nurture.policy import Policy, load_policy
 from nurture.ratelimit import SignupLimiter, storage_uri_for
 from nurture.rendering import Renderer
@@ -29,6 +29,9 @@ class Services:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    # For transactions that only read (pages, API reads, the sign-in check): on SQLite they
+    # take no write lock, and a write in one fails (nurture.db.read_only).
+    read_sessions: sessionmaker[Session]
     clinic: Clinic
     disclosures: Disclosures
     policy: Policy
@@ -141,6 +144,7 @@ def build_services(settings: Settings) -> Services:
         settings=settings,
         engine=engine,
         sessions=sessions,
+        read_sessions=make_read_sessionmaker(engine),
         clinic=clinic,
         disclosures=load_disclosures(settings.config_dir),
         policy=load_policy(settings.config_dir),

@@ -22,12 +22,13 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_session(services: ServicesDep) -> Iterator[Session]:
-    with services.sessions() as session:
+def get_read_session(services: ServicesDep) -> Iterator[Session]:
+    """A session for handlers that only read: it takes no write lock, and cannot write."""
+    with services.read_sessions() as session:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 
 
 def require_api_key(request: Request, services: ServicesDep) -> None:

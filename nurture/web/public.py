@@ -48,7 +48,10 @@ async def consult_submit(request: Request, services: ServicesDep) -> Response:
     data = signup_from_form(await request.form())
     if is_bot(data):
         return RedirectResponse("/consult/thanks", status_code=303)  # a bot learns nothing
-    limited = services.signup_limiter.check_ip(request.client.host if request.client else None)
+    # The limiter counts in Redis in production: a network round trip, never on the event loop.
+    limited = await run_in_threadpool(
+        services.signup_limiter.check_ip, request.client.host if request.client else None
+    )
     # The disclosure recorded is the one this server showed, not whatever the browser sent.
     ticked = [name for name in CHECKBOXES if data.get("consent", {}).get(name)]
     data.pop("consent_text", None)
@@ -65,7 +68,7 @@ async def consult_submit(request: Request, services: ServicesDep) -> Response:
             for problem in error.problems:
                 errors.setdefault(problem.field.removeprefix("consent."), problem.message)
             return _form_page(request, services, values=values, errors=errors, status_code=422)
-        limited = services.signup_limiter.check_phone(signup.phone)
+        limited = await run_in_threadpool(services.signup_limiter.check_phone, signup.phone)
     if limited is not None:
         minutes = max(1, round(limited.retry_after / 60))
         message = (

@@ -61,7 +61,7 @@ def _page(
     notice: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    with services.sessions() as session:
+    with services.read_sessions() as session:
         state = consent.current(session, lead.id)
     choices = [
         {
@@ -91,7 +91,7 @@ def _lead(services: Services, token: str) -> Lead | None:
     subject = tokens.verify(services.secret, token)
     if subject is None:
         return None
-    with services.sessions() as session:
+    with services.read_sessions() as session:
         return session.get(Lead, subject.lead_id)
 
 
@@ -154,7 +154,8 @@ async def preferences(token: str, request: Request, services: ServicesDep) -> HT
     if lead is None:
         return _not_found(request, services)
     if not hmac.compare_digest(str(form.get("csrf", "")), _csrf(services, token)):
-        return _page(
+        return await run_in_threadpool(
+            _page,
             request,
             services,
             token,
@@ -191,4 +192,7 @@ async def preferences(token: str, request: Request, services: ServicesDep) -> HT
                 )
 
     await run_in_threadpool(save)
-    return _page(request, services, token, lead, notice="Your choices are saved.")
+    # The page reads the consent it shows: a database read, so in the thread pool too.
+    return await run_in_threadpool(
+        _page, request, services, token, lead, notice="Your choices are saved."
+    )

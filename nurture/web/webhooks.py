@@ -68,7 +68,7 @@ async def delivery_status(request: Request, services: ServicesDep) -> Response:
     if not isinstance(sid, str) or not sid or not isinstance(status, str) or not status:
         raise HTTPException(422, "MessageSid and MessageStatus are required")
     raw_code = form.get("ErrorCode")
-    error_code = int(raw_code) if isinstance(raw_code, str) and raw_code.isdigit() else None
+    error_code = int(raw_code) if isinstance(raw_code, str) and raw_code.isdecimal() else None
     key = request.headers.get("i-twilio-idempotency-token") or f"{sid}:{status}"
     payload = {k: v for k, v in form.items() if isinstance(v, str)}
 

@@ -60,7 +60,7 @@ def set_cookie(
 
 
 def current_staff(request: Request, services: ServicesDep) -> Staff:
-    with services.sessions() as session:
+    with services.read_sessions() as session:
         found = staff.session_for(session, request.cookies.get(COOKIE), now=clock.utcnow())
     if found is None:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")

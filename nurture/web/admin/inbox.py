@@ -18,7 +18,7 @@ router = APIRouter(prefix="/inbox")
 
 @router.get("", response_class=HTMLResponse)
 def waiting(request: Request, services: ServicesDep, who: InboxStaff) -> HTMLResponse:
-    with services.sessions() as session:
+    with services.read_sessions() as session:
         items, total = lead_story.waiting_replies(session)
     return render(
         request,

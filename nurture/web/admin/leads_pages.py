@@ -50,7 +50,7 @@ def _with_lead(services: Services, lead_id: uuid.UUID, act: Callable[[Session, L
 @router.get("", response_class=HTMLResponse)
 def find(request: Request, services: ServicesDep, who: LeadsStaff, q: str = "") -> HTMLResponse:
     clinic_zone = services.clinic.zone
-    with services.sessions() as session:
+    with services.read_sessions() as session:
         found = lead_search.search(session, q)
     rows = [
         {
@@ -83,7 +83,7 @@ def _lead_page(
     entered: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    with services.sessions() as session:
+    with services.read_sessions() as session:
         story = lead_story.load_story(session, lead_id, clinic_zone=services.clinic.zone)
     if story is None:
         raise HTTPException(404, "no lead with this id")

@@ -84,7 +84,7 @@ def _relative(value: datetime | str | None, now: datetime) -> str:
 
 
 def _snapshot(services: Services, now: datetime) -> ops.Status:
-    with services.sessions() as session:
+    with services.read_sessions() as session:
         return ops.status(
             session,
             catalog=services.catalog,
@@ -96,7 +96,7 @@ def _snapshot(services: Services, now: datetime) -> ops.Status:
 def _count_text(request: Request) -> str:
     template = COUNTED.get(request.query_params.get("notice", ""))
     count = request.query_params.get("count", "")
-    if template is None or not count.isdigit():
+    if template is None or not count.isdecimal():
         return ""
     return template.format(n=int(count))
 

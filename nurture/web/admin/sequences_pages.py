@@ -29,7 +29,7 @@ router = APIRouter(prefix="/sequences")
 
 @router.get("", response_class=HTMLResponse)
 def list_sequences(request: Request, services: ServicesDep, who: SequencesStaff) -> HTMLResponse:
-    with services.sessions() as session:
+    with services.read_sessions() as session:
         rows = sequence_overview.overview(session, services.catalog)
     return render(request, who, "sequences.html", {"rows": rows})
 
