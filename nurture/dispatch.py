@@ -345,7 +345,7 @@ def _deliver(
         return MessageStatus.SCHEDULED
     except PermanentDeliveryError as error:
         failed_at = clock.utcnow()
-        if message.channel is Channel.SMS and error.code and error.code.isdigit():
+        if message.channel is Channel.SMS and error.code and error.code.isdecimal():
             # The provider's code says more than "failed": an opt-out held by the carrier, a
             # landline, a filtered sender. The consequences land in this same transaction.
             provider_errors.apply_sms_error(

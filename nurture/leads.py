@@ -60,8 +60,7 @@ def _clean_name(value: str) -> str:
     value = _clean_text(value)
     if NAME_REFUSED.search(value):
         raise ValueError(
-            "please enter just your name, without links, code"
-            " or the characters < > [ ] { } \\ | `"
+            "please enter just your name, without links, code or the characters < > [ ] { } \\ | `"
         )
     return value
 

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
 
     outbox_dir: Path | None = None
     api_key: SecretStr | None = None
+    # When set, GET /metrics needs "Authorization: Bearer <token>"; unset, it is open (bind
+    # the web port privately then: the counts describe the clinic's leads and traffic).
+    metrics_token: SecretStr | None = None
 
     dispatch_interval: float = Field(default=5.0, gt=0, le=3600)
     dispatch_batch_size: int = Field(default=500, ge=1, le=10000)

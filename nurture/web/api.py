@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from datetime import datetime
@@ -15,11 +14,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from nurture import clock, consent
-from nurture.leads import FieldProblem, InvalidSignupError, is_bot, parse_signup, submit_signup
-from nurture.lifecycle import EventError, EventResult, apply_event, parse_event_type
+from nurture.leads import (
+    HONEYPOT_FIELD,
+    FieldProblem,
+    InvalidSignupError,
+    Signup,
+    is_bot,
+    parse_signup,
+    submit_signup,
+)
+from nurture.lifecycle import API_EVENTS, EventError, EventResult, apply_event, parse_event_type
 from nurture.models import ConsentSource, Lead, Message
 from nurture.ratelimit import Limited
-from nurture.web.deps import ServicesDep, SessionDep, evidence_from, require_api_key
+from nurture.web.deps import ReadSessionDep, ServicesDep, evidence_from, require_api_key
+from nurture.web.json_body import JsonBodyError, parse_json
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
@@ -27,6 +35,63 @@ router = APIRouter(prefix="/api/v1")
 CHECKBOXES = ("email_marketing", "sms_marketing", "sms_care")
 TRUE_WORDS = {"on", "true", "1", "yes"}
 SOURCE_FIELDS = ("page_url", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its ``$defs`` written in place.
+
+    Its ``#/$defs/...`` references point at the root of whatever document holds them, which
+    inside the OpenAPI document is the wrong root; the models here nest without cycles.
+    """
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref")
+            if isinstance(reference, str) and reference.startswith("#/$defs/"):
+                return resolve(definitions[reference.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = resolve(schema)
+    return inlined
+
+
+def _json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """``openapi_extra`` describing a body the handler reads itself (FastAPI cannot see it)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
+
+
+_SIGNUP_SCHEMA = _inline_refs(Signup.model_json_schema())
+_SIGNUP_SCHEMA["properties"][HONEYPOT_FIELD] = {
+    "type": "string",
+    "description": "Leave empty: a hidden field only bots fill in.",
+}
+SIGNUP_BODY = _json_body(
+    _SIGNUP_SCHEMA,
+    "The sign-up as JSON; the same fields as a form (x-www-form-urlencoded) are accepted too.",
+)
+EVENT_BODY = _json_body(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["type"],
+        "properties": {
+            "type": {"type": "string", "enum": [event.value for event in API_EVENTS]},
+            "consult_at": {"type": ["string", "null"], "format": "date-time"},
+            "event_id": {"type": "string", "minLength": 1, "maxLength": 200},
+        },
+    },
+    "A lifecycle event; event_id makes a retried event count once.",
+)
 
 
 def problems_response(problems: list[FieldProblem], *, what: str = "sign-up") -> JSONResponse:
@@ -60,11 +125,10 @@ async def read_body(request: Request) -> dict[str, Any]:
         return signup_from_form(await request.form())
     if content_type not in {"application/json", ""}:
         raise HTTPException(415, "send application/json or a form (x-www-form-urlencoded)")
-    raw = await request.body()
     try:
-        data = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InvalidSignupError([FieldProblem("body", f"not valid JSON: {error}")]) from None
+        data = parse_json(await request.body())
+    except JsonBodyError as error:
+        raise InvalidSignupError([FieldProblem("body", str(error))]) from None
     if not isinstance(data, dict):
         raise InvalidSignupError([FieldProblem("body", "send a JSON object of sign-up fields")])
     return data
@@ -78,10 +142,13 @@ def too_many(limited: Limited) -> JSONResponse:
     )
 
 
-@router.post("/signups", status_code=201)
+@router.post("/signups", status_code=201, openapi_extra=SIGNUP_BODY)
 async def create_signup(request: Request, services: ServicesDep) -> JSONResponse:
     """Store a consult sign-up; 201 with the lead id (the existing one for a returning person)."""
-    limited = services.signup_limiter.check_ip(request.client.host if request.client else None)
+    # The limiter counts in Redis: a network round trip, so never on the event loop.
+    limited = await run_in_threadpool(
+        services.signup_limiter.check_ip, request.client.host if request.client else None
+    )
     if limited is not None:
         return too_many(limited)
     try:
@@ -92,7 +159,7 @@ async def create_signup(request: Request, services: ServicesDep) -> JSONResponse
         signup = parse_signup(data, sms_countries=services.policy.sms.countries)
     except InvalidSignupError as error:
         return problems_response(error.problems)
-    limited = services.signup_limiter.check_phone(signup.phone)
+    limited = await run_in_threadpool(services.signup_limiter.check_phone, signup.phone)
     if limited is not None:
         return too_many(limited)
     page_url = signup.source.get("page_url")
@@ -113,7 +180,7 @@ async def create_signup(request: Request, services: ServicesDep) -> JSONResponse
 
 
 @router.get("/leads/{lead_id}", dependencies=[Depends(require_api_key)])
-def get_lead(lead_id: uuid.UUID, session: SessionDep) -> dict[str, Any]:
+def get_lead(lead_id: uuid.UUID, session: ReadSessionDep) -> dict[str, Any]:
     """A lead's stage, consent and every message planned for them, with the reason for each."""
     lead = session.get(Lead, lead_id)
     if lead is None:
@@ -158,13 +225,15 @@ def _parse_instant(value: object) -> datetime | None:
         ) from None
 
 
-@router.post("/leads/{lead_id}/events", dependencies=[Depends(require_api_key)])
+@router.post(
+    "/leads/{lead_id}/events", dependencies=[Depends(require_api_key)], openapi_extra=EVENT_BODY
+)
 async def post_event(lead_id: uuid.UUID, request: Request, services: ServicesDep) -> JSONResponse:
     """A lifecycle event from the clinic's systems (booked, rescheduled, cancelled, ...)."""
     try:
-        body = json.loads(await request.body() or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        return problems_response([FieldProblem("body", f"not valid JSON: {error}")], what="event")
+        body = parse_json(await request.body())
+    except JsonBodyError as error:
+        return problems_response([FieldProblem("body", str(error))], what="event")
     if not isinstance(body, dict):
         return problems_response(
             [FieldProblem("body", "send a JSON object with type and consult_at")], what="event"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
@@ -19,8 +20,8 @@ router = APIRouter()
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
-    """The process is up and answering."""
+async def healthz() -> dict[str, str]:
+    """The process is up and answering (on the event loop itself: no I/O, no thread needed)."""
     return {"status": "ok"}
 
 
@@ -44,6 +45,22 @@ def readyz(services: ServicesDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics")
+def require_metrics_token(request: Request, services: ServicesDep) -> None:
+    """With NURTURE_METRICS_TOKEN set, only a scraper that sends it may read /metrics."""
+    expected = services.settings.metrics_token
+    if expected is None or not expected.get_secret_value():
+        return  # open, as documented: bind the port privately instead
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), expected.get_secret_value().encode()
+    ):
+        raise HTTPException(
+            401,
+            "metrics need the token (Authorization: Bearer <NURTURE_METRICS_TOKEN>)",
+            {"WWW-Authenticate": "Bearer"},
+        )
+
+
+@router.get("/metrics", dependencies=[Depends(require_metrics_token)])
 def metrics(services: ServicesDep) -> Response:
     return Response(exposition(services), media_type=CONTENT_TYPE_LATEST)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -215,3 +217,86 @@ def test_health_and_readiness(make_settings: SettingsFactory) -> None:
             )
             assert "nurture_workers_alive" in metrics.text
         services.close()
+
+
+def test_metrics_need_the_token_when_one_is_set(make_settings: SettingsFactory) -> None:
+    services = build_services(make_settings(metrics_token="scrape-me"))
+    try:
+        with TestClient(create_app(services)) as client:
+            assert client.get("/metrics").status_code == 401
+            wrong = client.get("/metrics", headers={"Authorization": "Bearer scrape-you"})
+            assert wrong.status_code == 401
+            assert wrong.headers["www-authenticate"] == "Bearer"
+            assert client.get("/metrics", headers=API_KEY).status_code == 401
+            right = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+            assert right.status_code == 200
+            assert "nurture_workers_alive" in right.text
+            assert client.get("/healthz").status_code == 200  # probes need no token
+    finally:
+        services.close()
+
+
+def test_the_openapi_document_lists_only_the_api_and_webhooks(client: TestClient) -> None:
+    document = client.get("/openapi.json")
+    assert document.status_code == 200
+    paths = set(document.json()["paths"])
+    assert paths == {
+        "/api/v1/signups",
+        "/api/v1/leads/{lead_id}",
+        "/api/v1/leads/{lead_id}/events",
+        "/webhooks/twilio/sms",
+        "/webhooks/twilio/status",
+    }
+    signup = document.json()["paths"]["/api/v1/signups"]["post"]
+    schema = signup["requestBody"]["content"]["application/json"]["schema"]
+    assert {"first_name", "email", "phone", "consent"} <= set(schema["properties"])
+    assert "$ref" not in str(schema)  # written in place: nothing points into a missing $defs
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert "/openapi.json" in docs.text
+    assert client.get("/api/docs").url.path == "/docs"  # the old address still leads there
+
+
+def _on_the_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_sign_up_rate_limits_run_off_the_event_loop(
+    client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limiter talks to Redis in production: a round trip the event loop must not wait on."""
+    seen: list[tuple[str, bool]] = []
+    limiter = services.signup_limiter
+    for name in ("check_ip", "check_phone"):
+        real = getattr(limiter, name)
+
+        def spy(value: str | None, _real: Any = real, _name: str = name) -> Any:
+            seen.append((_name, _on_the_event_loop()))
+            return _real(value)
+
+        monkeypatch.setattr(limiter, name, spy)
+    assert client.post("/api/v1/signups", json=signup_data()).status_code == 201
+    assert seen == [("check_ip", False), ("check_phone", False)]
+
+
+def test_the_admin_error_page_reads_the_session_off_the_event_loop(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nurture.web.app
+    from nurture.web.admin.auth import COOKIE, current_staff
+
+    seen: list[bool] = []
+    real = current_staff
+
+    def spy(request: Any, services: Services) -> Any:
+        seen.append(_on_the_event_loop())
+        return real(request, services)
+
+    monkeypatch.setattr(nurture.web.app, "current_staff", spy)
+    client.cookies.set(COOKIE, "bogus")
+    assert client.get("/admin/nope").status_code == 404
+    assert seen == [False]

@@ -252,7 +252,7 @@ def publish(
     check_csrf(who, form)
     parsed, key = _template(services, channel, key)
     raw = form.get("version")
-    if not isinstance(raw, str) or not raw.isdigit():
+    if not isinstance(raw, str) or not raw.isdecimal():
         raise HTTPException(422, "version: a version number is required")
     try:
         live = studio.publish_version(services, parsed, key, int(raw), author=who.actor)
