@@ -78,7 +78,7 @@ def _content_length(scope: Scope) -> int | None:
     for name, value in scope["headers"]:
         if name == b"content-length":
             # The server (h11, httptools) has already refused a malformed one.
-            return int(value) if value.isascii() and value.isdecimal() else None
+            return int(value) if value.isdigit() else None  # bytes: ASCII digits only
     return None
 
 
