@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from nurture import audit
+from nurture import audit, message_states
 from nurture.clinic import Clinic
-from nurture.models import Channel, Lead, Message, MessageStatus, Purpose
+from nurture.models import Channel, Lead, Message, Purpose
 
 
 def alert_staff(
@@ -34,7 +34,7 @@ def alert_staff(
         recipient=str(clinic.staff_email),
         context={**details, "lead_url": f"{public_url}/admin/leads/{lead.id}"},
         due_at=now,
-        status=MessageStatus.SCHEDULED,
+        status=message_states.PLANNED,
         status_at=now,
         idempotency_key=f"alert:{uuid.uuid4()}",
         created_at=now,

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from nurture import audit, clock
+from nurture import audit, clock, message_states
 from nurture.models import (
     PENDING_STATUSES,
     Channel,
@@ -110,18 +110,18 @@ def cancel_pending(
     now: datetime,
 ) -> int:
     """Cancel the lead's rows not yet sent on a channel; they can never go out after this."""
-    result = session.execute(
-        update(Message)
-        .where(
+    return message_states.move(
+        session,
+        and_(
             Message.lead_id == lead_id,
             Message.channel == channel,
             Message.purpose.in_(purposes),
-            Message.status.in_(PENDING_STATUSES),
-        )
-        .values(status=MessageStatus.CANCELLED, status_at=now, last_error=reason)
-        .execution_options(synchronize_session=False)
+        ),
+        from_=PENDING_STATUSES,
+        to=MessageStatus.CANCELLED,
+        now=now,
+        last_error=reason,
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def revoke_sms(

@@ -9,12 +9,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from nurture import audit, dispatch, provider_errors
+from nurture import audit, dispatch, message_states, provider_errors
 from nurture.models import Channel, DeliveryEvent, Message, MessageStatus
 from nurture.services import Services
-from nurture.transports.twilio_errors import ErrorClass
+from nurture.transports.twilio_errors import ErrorClass, classify
 
-# Where each provider status takes a row; statuses before "sent" only settle an `unknown` row.
+# Where each provider report takes a row (Twilio's order: queued → sending → sent → delivered |
+# undelivered | failed). Reports before "sent" only settle an `unknown` row; a final report moves
+# a row only along the table's arrows, so a later report never moves a row back (delivered
+# stays delivered, and an `undelivered` after it is kept only as a delivery event).
 FINAL = {
     "delivered": MessageStatus.DELIVERED,
     "read": MessageStatus.DELIVERED,
@@ -22,8 +25,7 @@ FINAL = {
     "failed": MessageStatus.FAILED,
 }
 ACCEPTED = {"accepted", "scheduled", "queued", "sending", "sent"}
-# A later report never moves a row back: delivered stays delivered.
-MAY_MOVE = {MessageStatus.SENT, MessageStatus.UNKNOWN, MessageStatus.SENDING}
+MAY_MOVE = message_states.REPORTABLE
 
 
 def record_status(
@@ -58,15 +60,39 @@ def record_status(
     if message is None or message.channel is not Channel.SMS:
         return True
     status = status.lower()
-    if status in ACCEPTED and message.status is MessageStatus.UNKNOWN:
-        _move(session, message, MessageStatus.SENT, now=now, reason=None)
+    if status in ACCEPTED:
+        # The provider has it: that settles a row the reaper could only guess about.
+        _move(session, message, (MessageStatus.UNKNOWN,), MessageStatus.SENT, now=now, reason=None)
         return True
-    target = FINAL.get(status)
-    if target is None or message.status not in MAY_MOVE:
+    final = FINAL.get(status)
+    if final is None:
         return True
     reason = f"provider status {status}" + (f", error {error_code}" if error_code else "")
-    if target is not MessageStatus.DELIVERED:
-        kind = provider_errors.apply_sms_error(
+    target, values = final, {}
+    if (
+        final is not MessageStatus.DELIVERED
+        and classify(error_code) is ErrorClass.RETRY
+        and message.attempts < services.settings.max_attempts
+    ):
+        # Twilio could not deliver it and says trying again may work: the same row goes back
+        # to the schedule (never a Celery countdown).
+        target = MessageStatus.SCHEDULED
+        base = timedelta(seconds=services.settings.retry_base)
+        values["due_at"] = now + dispatch.retry_delay(message.attempts, base=base)
+    moved = _move(
+        session,
+        message,
+        MAY_MOVE,
+        target,
+        now=now,
+        reason=reason if final is not MessageStatus.DELIVERED else None,
+        code=error_code,
+        **values,
+    )
+    if moved and final is not MessageStatus.DELIVERED:
+        # What the code means for the lead (an opt-out held by the carrier, a dead number, a
+        # filtered sender), once: a report that moved nothing changes nothing else either.
+        provider_errors.apply_sms_error(
             session,
             message,
             error_code,
@@ -75,46 +101,33 @@ def record_status(
             now=now,
             actor="provider",
         )
-        if kind is ErrorClass.RETRY and message.attempts < services.settings.max_attempts:
-            # Twilio could not deliver it and says trying again may work: the same row goes back
-            # to the schedule (never a Celery countdown).
-            base = timedelta(seconds=services.settings.retry_base)
-            message.due_at = now + dispatch.retry_delay(message.attempts, base=base)
-            _move(
-                session, message, MessageStatus.SCHEDULED, now=now, reason=reason, code=error_code
-            )
-            return True
-    _move(
-        session,
-        message,
-        target,
-        now=now,
-        reason=reason if target is not MessageStatus.DELIVERED else None,
-        code=error_code,
-    )
     return True
 
 
 def _move(
     session: Session,
     message: Message,
-    status: MessageStatus,
+    sources: tuple[MessageStatus, ...],
+    target: MessageStatus,
     *,
     now: datetime,
     reason: str | None,
     code: int | None = None,
-) -> None:
-    message.status = status
-    message.status_at = now
+    **values: Any,
+) -> bool:
+    """The guarded move of one reported row, audited; False when the row was not in ``sources``."""
     if reason is not None:
-        message.last_error = reason
+        values["last_error"] = reason
     if code is not None:
-        message.error_code = str(code)
+        values["error_code"] = str(code)
+    if not message_states.move(session, message, from_=sources, to=target, now=now, **values):
+        return False
     audit.record(
         session,
         actor="provider",
-        action=f"message.{status.value}",
+        action=f"message.{target.value}",
         lead_id=message.lead_id,
         message_id=message.id,
         details={"reason": reason} if reason else {},
     )
+    return True

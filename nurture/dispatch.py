@@ -1,8 +1,8 @@
 """Moving rows through the outbox: claim what is due, send one row through the gates, reap.
 
-The state machine (DESIGN.md §4) is enforced with conditional UPDATEs: a row moves only from
-the state the caller expects, so a task delivered twice, two beats, or a reaper racing a worker
-can never send one message twice.
+The state machine (DESIGN.md §4) is :mod:`nurture.message_states`: every move here is its
+guarded ``move()``, a conditional UPDATE that moves a row only from the states named, so a task
+delivered twice, two beats, or a reaper racing a worker can never send one message twice.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from nurture import audit, clock, content, gates, metrics, pauses, provider_errors
+from nurture import audit, clock, content, gates, message_states, metrics, pauses, provider_errors
+from nurture.message_states import MESSAGES
 from nurture.models import Channel, Lead, Message, MessageStatus, Purpose
 from nurture.rendering import RenderError
 from nurture.services import Services
@@ -51,7 +52,10 @@ def claim_due(session: Session, *, now: datetime, limit: int) -> list[Claimed]:
     a kill switch are not claimed at all: they keep their place, untouched, until it is lifted.
     The caller commits, then publishes one send task per row.
     """
-    due = (
+    # Two statements, not `UPDATE … WHERE id IN (SELECT … LIMIT … FOR UPDATE SKIP LOCKED)`:
+    # PostgreSQL may rescan such a subquery for each outer row (a nested-loop semi-join) and
+    # then claims more than ``limit`` rows. The ids locked here are exactly the ones moved.
+    due = session.scalars(
         select(Message.id)
         .where(
             Message.status == MessageStatus.SCHEDULED,
@@ -61,14 +65,17 @@ def claim_due(session: Session, *, now: datetime, limit: int) -> list[Claimed]:
         .order_by(Message.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
-    )
-    rows = session.execute(
-        update(Message)
-        .where(Message.id.in_(due.scalar_subquery()))
-        .values(status=MessageStatus.QUEUED, status_at=now)
-        .returning(Message.id, Message.channel)
-        .execution_options(synchronize_session=False)
     ).all()
+    if not due:
+        return []
+    rows = message_states.move_returning(
+        session,
+        list(due),
+        from_=(MessageStatus.SCHEDULED,),
+        to=MessageStatus.QUEUED,
+        now=now,
+        returning=(MESSAGES.c.id, MESSAGES.c.channel),
+    )
     return [Claimed(id=row.id, channel=row.channel) for row in rows]
 
 
@@ -88,11 +95,9 @@ def retry_delay(
     return ceiling * fraction
 
 
-OWNED = (MessageStatus.SENDING, MessageStatus.UNKNOWN)
+OWNED = message_states.IN_FLIGHT
 SLOT = "throttle_slot"  # in message.context: the moment (Redis clock) reserved for this text
 TURN_EARLY = 0.05  # seconds: close enough to its slot to go
-# The hot path writes through the table (Core), not the ORM's bulk-update machinery.
-MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 
 
 def _settle(
@@ -104,21 +109,32 @@ def _settle(
     reason: str | None = None,
     code: str | None = None,
     expected: tuple[MessageStatus, ...] = OWNED,
+    keep_staged: bool = False,
     **values: Any,
 ) -> bool:
     """Move the row to ``status`` if it is still in an ``expected`` state; audit and commit.
 
     After the provider call the row is ``sending``, or ``unknown`` when the reaper gave up on
     a slow send (a definite outcome beats a guess). Before it, the row must still be ``queued``.
-    False (and nothing written) when someone else moved the row first.
+    False (and nothing of the move written) when someone else moved the row first; what the
+    caller staged in the session is then rolled back, unless ``keep_staged`` says it stands
+    whatever became of the row (a consent revocation learnt from the provider's answer).
     """
-    moved = session.execute(
-        update(MESSAGES)
-        .where(MESSAGES.c.id == message.id, MESSAGES.c.status.in_(expected))
-        .values(status=status, status_at=now, last_error=reason, error_code=code, **values)
+    moved = message_states.move(
+        session,
+        message.id,
+        from_=expected,
+        to=status,
+        now=now,
+        last_error=reason,
+        error_code=code,
+        **values,
     )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
+    if moved != 1:
+        if keep_staged:
+            session.commit()
+        else:
+            session.rollback()
         return False
     details: dict[str, Any] = {
         "channel": message.channel.value,
@@ -193,22 +209,8 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
         now=now,
         catalog=services.catalog,
     )
-    if isinstance(verdict, gates.Skip):
-        done = _settle(
-            session, message, MessageStatus.SKIPPED, now=now, reason=verdict.reason, expected=queued
-        )
-        return MessageStatus.SKIPPED if done else None
-    if isinstance(verdict, gates.Defer):
-        done = _settle(
-            session,
-            message,
-            MessageStatus.SCHEDULED,
-            now=now,
-            reason=verdict.reason,
-            due_at=verdict.until,
-            expected=queued,
-        )
-        return MessageStatus.SCHEDULED if done else None
+    if not isinstance(verdict, gates.Proceed):
+        return _not_now(session, message, verdict, now=now)
 
     if message.channel is Channel.SMS and services.throttle is not None:
         turn = _wait_for_turn(message, services.throttle, services.sms_sender)
@@ -251,20 +253,32 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
             expected=queued,
         )
         return MessageStatus.FAILED if done else None
-    taken = session.execute(
-        update(MESSAGES)
-        .where(MESSAGES.c.id == message.id, MESSAGES.c.status == MessageStatus.QUEUED)
-        .values(
-            status=MessageStatus.SENDING,
-            status_at=now,
-            attempts=MESSAGES.c.attempts + 1,
-            subject=rendered.subject,
-            body=rendered.text,
-            template_version=rendered.template_version,
-            context={k: v for k, v in message.context.items() if k != SLOT},  # the turn is used
-        )
+    # The caps again, in the claiming transaction and under a per-lead lock: another worker may
+    # have started a text to this lead while this one rendered (hence the clock read again).
+    claimed_at = clock.utcnow()
+    verdict = gates.check_at_claim(
+        session,
+        message,
+        lead,
+        policy=services.policy,
+        clinic_zone=services.clinic.zone,
+        now=claimed_at,
     )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
+    if not isinstance(verdict, gates.Proceed):
+        return _not_now(session, message, verdict, now=claimed_at)
+    taken = message_states.move(
+        session,
+        message.id,
+        from_=queued,
+        to=MessageStatus.SENDING,
+        now=now,
+        attempts=MESSAGES.c.attempts + 1,
+        subject=rendered.subject,
+        body=rendered.text,
+        template_version=rendered.template_version,
+        context={k: v for k, v in message.context.items() if k != SLOT},  # the turn is used
+    )
+    if taken != 1:
         session.rollback()
         return None
     # `sending` is committed before the provider sees anything: after a crash from here on the
@@ -273,6 +287,29 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
     # What the row now says, without marking the object dirty (no second UPDATE at the next flush).
     set_committed_value(message, "attempts", message.attempts + 1)
     return _deliver(session, message, lead, rendered, context.links.unsubscribe, services)
+
+
+def _not_now(
+    session: Session, message: Message, verdict: gates.Verdict, *, now: datetime
+) -> MessageStatus | None:
+    """A queued row the gates hold back: skipped for good, or scheduled for later."""
+    queued = (MessageStatus.QUEUED,)
+    if isinstance(verdict, gates.Skip):
+        done = _settle(
+            session, message, MessageStatus.SKIPPED, now=now, reason=verdict.reason, expected=queued
+        )
+        return MessageStatus.SKIPPED if done else None
+    assert isinstance(verdict, gates.Defer)
+    done = _settle(
+        session,
+        message,
+        MessageStatus.SCHEDULED,
+        now=now,
+        reason=verdict.reason,
+        due_at=verdict.until,
+        expected=queued,
+    )
+    return MessageStatus.SCHEDULED if done else None
 
 
 def _wait_for_turn(message: Message, throttle: SenderThrottle, sender: str) -> Slot | None:
@@ -347,7 +384,9 @@ def _deliver(
         failed_at = clock.utcnow()
         if message.channel is Channel.SMS and error.code and error.code.isdecimal():
             # The provider's code says more than "failed": an opt-out held by the carrier, a
-            # landline, a filtered sender. The consequences land in this same transaction.
+            # landline, a filtered sender. The consequences commit with the row's move, and
+            # stand even if someone settled the row meanwhile (ops marked it sent, say): they
+            # are facts about the number, not about this row.
             provider_errors.apply_sms_error(
                 session,
                 message,
@@ -364,6 +403,7 @@ def _deliver(
             now=failed_at,
             reason=error.reason,
             code=error.code,
+            keep_staged=True,
         )
         return MessageStatus.FAILED
     except DeliveryOutcomeUnknownError as error:
@@ -413,25 +453,24 @@ def reap(
     ``sending``. A row ``sending`` too long belongs to a worker that died mid-send: it may have
     left, so it becomes ``unknown`` for ops to settle, never resent automatically.
     """
-    requeued = session.execute(
-        update(Message)
-        .where(Message.status == MessageStatus.QUEUED, Message.status_at < now - stale_queued)
-        .values(status_at=now)
-        .returning(Message.id, Message.channel)
-        .execution_options(synchronize_session=False)
-    ).all()
-    stuck = session.execute(
-        update(Message)
-        .where(Message.status == MessageStatus.SENDING, Message.status_at < now - stale_sending)
-        .values(
-            status=MessageStatus.UNKNOWN,
-            status_at=now,
-            last_error="the worker stopped while sending; it may have gone out: settle it in ops",
-            error_code="stale-sending",
-        )
-        .returning(Message.id, Message.lead_id)
-        .execution_options(synchronize_session=False)
-    ).all()
+    requeued = message_states.move_returning(
+        session,
+        MESSAGES.c.status_at < now - stale_queued,
+        from_=(MessageStatus.QUEUED,),
+        to=MessageStatus.QUEUED,  # status_at = now: not stale again until another wait
+        now=now,
+        returning=(MESSAGES.c.id, MESSAGES.c.channel),
+    )
+    stuck = message_states.move_returning(
+        session,
+        MESSAGES.c.status_at < now - stale_sending,
+        from_=(MessageStatus.SENDING,),
+        to=MessageStatus.UNKNOWN,
+        now=now,
+        returning=(MESSAGES.c.id, MESSAGES.c.lead_id),
+        last_error="the worker stopped while sending; it may have gone out: settle it in ops",
+        error_code="stale-sending",
+    )
     for row in stuck:
         audit.record(
             session,

@@ -15,7 +15,17 @@ import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nurture import alerts, audit, consent, content, keywords, pauses, planner, windows
+from nurture import (
+    alerts,
+    audit,
+    consent,
+    content,
+    keywords,
+    message_states,
+    pauses,
+    planner,
+    windows,
+)
 from nurture.models import (
     Channel,
     ConsentSource,
@@ -24,7 +34,6 @@ from nurture.models import (
     Lead,
     LeadStage,
     Message,
-    MessageStatus,
     Purpose,
 )
 from nurture.rendering import describe_local_time
@@ -105,7 +114,7 @@ def _record_replies(
             purpose=reply.purpose,
             template_key=reply.template,
             due_at=now,
-            status=MessageStatus.SENT,
+            status=message_states.REPLIED,
             status_at=now,
             sent_at=now,
             body=reply.text,

@@ -8,17 +8,30 @@ schedule and the dispatcher sends them, through every gate, like any other.
 from __future__ import annotations
 
 import math
+import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import redis
-from sqlalchemy import ColumnElement, create_engine, func, inspect, not_, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    func,
+    inspect,
+    not_,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from nurture import audit, pauses
+from nurture import audit, db, message_states, pauses
 from nurture.models import (
     Channel,
     Enrollment,
@@ -367,19 +380,14 @@ def end_pause(
     if overdue == "skip":
         held = _held_by(pause)
         still_held = pauses.held_out(session)  # other pauses keep their rows
-        result = session.execute(
-            update(Message)
-            .where(
-                Message.status == MessageStatus.SCHEDULED,
-                Message.due_at < now,
-                Message.purpose != Purpose.ALERT,
-                held,
-                *still_held,
-            )
-            .values(status=MessageStatus.SKIPPED, status_at=now, last_error="paused past due")
-            .execution_options(synchronize_session=False)
+        skipped = message_states.move(
+            session,
+            and_(Message.due_at < now, Message.purpose != Purpose.ALERT, held, *still_held),
+            from_=(MessageStatus.SCHEDULED,),
+            to=MessageStatus.SKIPPED,
+            now=now,
+            last_error="paused past due",
         )
-        skipped = int(result.rowcount)  # type: ignore[attr-defined]
     audit.record(
         session,
         actor=actor,
@@ -414,19 +422,15 @@ def retry_failed(
     """Failed rows (by id, or every one with an error code) go back to the schedule, due now."""
     if not ids and not error_code:
         raise OpsError("name the rows: ids, or an error code")
-    where: list[ColumnElement[bool]] = [
-        Message.status.in_((MessageStatus.FAILED, MessageStatus.UNDELIVERED))
-    ]
-    where.append(Message.id.in_(ids) if ids else Message.error_code == error_code)
-    result = session.execute(
-        update(Message)
-        .where(*where)
-        .values(
-            status=MessageStatus.SCHEDULED, status_at=now, due_at=now, last_error="retried by ops"
-        )
-        .execution_options(synchronize_session=False)
+    count = message_states.move(
+        session,
+        ids if ids else Message.error_code == error_code,
+        from_=(MessageStatus.FAILED, MessageStatus.UNDELIVERED),
+        to=MessageStatus.SCHEDULED,
+        now=now,
+        due_at=now,
+        last_error="retried by ops",
     )
-    count = int(result.rowcount)  # type: ignore[attr-defined]
     audit.record(
         session,
         actor=actor,
@@ -456,15 +460,21 @@ def settle_unknown(
             raise OpsError(
                 "provider_id: give the provider's id for the message (Twilio SM…, a Message-ID)"
             )
-        message.status, message.provider_id = MessageStatus.SENT, provider_id
-        message.sent_at = message.sent_at or message.status_at
-        action = "ops.settled_sent"
+        action, target = "ops.settled_sent", MessageStatus.SENT
+        values: dict[str, Any] = {
+            "provider_id": provider_id,
+            "sent_at": message.sent_at or message.status_at,
+        }
     else:
         if not confirm_duplicate:
             raise OpsError("resending may duplicate the message; confirm that you accept that")
-        message.status, message.due_at = MessageStatus.SCHEDULED, now
-        action = "ops.resent"
-    message.status_at, message.last_error = now, f"{action.removeprefix('ops.')} by {actor}"
+        action, target, values = "ops.resent", MessageStatus.SCHEDULED, {"due_at": now}
+    values["last_error"] = f"{action.removeprefix('ops.')} by {actor}"
+    # Locked above on PostgreSQL; the guard still refuses a row a report settled meanwhile.
+    if not message_states.move(
+        session, message, from_=(MessageStatus.UNKNOWN,), to=target, now=now, **values
+    ):
+        raise OpsError(f"message {message_id} is not unknown")
     audit.record(
         session,
         actor=actor,
@@ -519,44 +529,116 @@ def purge_bodies(session: Session, *, older_than: timedelta, actor: str, now: da
     return count
 
 
+@dataclass(frozen=True)
+class UnknownText:
+    """What the provider is asked about one `unknown` text (read before any call is made)."""
+
+    id: int
+    lead_id: uuid.UUID
+    to: str
+    body: str
+    status_at: datetime
+    sent_at: datetime | None
+
+
 def reconcile_unknown(
     session: Session, sms: object, *, now: datetime, older_than: timedelta = timedelta(minutes=2)
 ) -> int:
     """Settle `unknown` texts by asking the provider for a message to that number, with that
     body, since the attempt. Found → `sent` with its id. Not found, by a provider that answered
     → it never left, so it goes back to the schedule: a timeout that lost the request is retried
-    with no risk of a second text. The provider cannot be asked → left as it is, for next time."""
+    with no risk of a second text. The provider cannot be asked → left as it is, for next time.
+
+    No transaction is open while the provider is asked (on SQLite one would hold the write
+    lock over HTTP): the rows are read in a short read-only transaction of their own, then the
+    provider is asked, and only then are the answers written, in the caller's ``session`` (which
+    must not have begun its work yet), through the guarded move: a row that ops or a delivery
+    report settled in the meantime is left as it is."""
     find = getattr(sms, "find_sent", None)
     if find is None:
         return 0
-    settled = 0
-    for message in unknown_sms(session, older_than=older_than, now=now):
-        lead_phone = session.scalar(select(Lead.phone).where(Lead.id == message.lead_id))
-        if not lead_phone or not message.body:
-            continue
-        since = message.status_at - timedelta(hours=1)
+    texts = unknown_texts(session.get_bind(), older_than=older_than, now=now)
+    answers: list[tuple[UnknownText, str | None]] = []
+    for unknown in texts:
         try:
             provider_id = find(
-                to=lead_phone, body=message.body, since=since, reference=str(message.id)
+                to=unknown.to,
+                body=unknown.body,
+                since=unknown.status_at - timedelta(hours=1),
+                reference=str(unknown.id),
             )
         except LookupError:
             continue
-        if provider_id is None:
-            message.status, message.due_at, message.status_at = MessageStatus.SCHEDULED, now, now
-            message.last_error = "the provider has no record of it: sending again"
-            action, details = "ops.reconciled_not_sent", {}
-        else:
-            message.status, message.provider_id = MessageStatus.SENT, str(provider_id)
-            message.sent_at = message.sent_at or message.status_at
-            message.status_at, message.last_error = now, "settled: the provider has it"
-            action, details = "ops.reconciled", {"provider_id": str(provider_id)}
-        audit.record(
-            session,
-            actor="reconciler",
-            action=action,
-            lead_id=message.lead_id,
-            message_id=message.id,
-            details=details,
+        answers.append((unknown, None if provider_id is None else str(provider_id)))
+    return sum(settle_answer(session, unknown, found, now=now) for unknown, found in answers)
+
+
+def unknown_texts(
+    bind: Engine | Connection, *, older_than: timedelta, now: datetime, limit: int = 100
+) -> list[UnknownText]:
+    """The `unknown` texts old enough to ask about, read in a transaction that ends at once."""
+    query = (
+        select(
+            Message.id,
+            Message.lead_id,
+            Lead.phone,
+            Message.body,
+            Message.status_at,
+            Message.sent_at,
         )
-        settled += 1
-    return settled
+        .join(Lead, Lead.id == Message.lead_id)
+        .where(
+            Message.status == MessageStatus.UNKNOWN,
+            Message.channel == Channel.SMS,
+            Message.status_at < now - older_than,
+        )
+        .order_by(Message.status_at)
+        .limit(limit)
+    )
+    with db.read_only(bind.engine).connect() as connection:
+        rows = connection.execute(query).all()
+    return [
+        UnknownText(row.id, row.lead_id, row.phone, row.body, row.status_at, row.sent_at)
+        for row in rows
+        if row.phone and row.body  # nothing to ask the provider about
+    ]
+
+
+def settle_answer(
+    session: Session, unknown: UnknownText, provider_id: str | None, *, now: datetime
+) -> int:
+    """Apply the provider's answer about one `unknown` text; 1 if the row moved, else 0."""
+    if provider_id is None:
+        action, details = "ops.reconciled_not_sent", {}
+        moved = message_states.move(
+            session,
+            unknown.id,
+            from_=(MessageStatus.UNKNOWN,),
+            to=MessageStatus.SCHEDULED,
+            now=now,
+            due_at=now,
+            last_error="the provider has no record of it: sending again",
+        )
+    else:
+        action, details = "ops.reconciled", {"provider_id": provider_id}
+        moved = message_states.move(
+            session,
+            unknown.id,
+            from_=(MessageStatus.UNKNOWN,),
+            to=MessageStatus.SENT,
+            now=now,
+            provider_id=provider_id,
+            sent_at=unknown.sent_at or unknown.status_at,
+            last_error="settled: the provider has it",
+        )
+    if not moved:
+        return 0
+    audit.record(
+        session,
+        actor="reconciler",
+        action=action,
+        lead_id=unknown.lead_id,
+        message_id=unknown.id,
+        details=details,
+    )
+    return 1

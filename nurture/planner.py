@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
-from nurture import audit, windows
+from nurture import audit, message_states, windows
 from nurture.models import (
     PENDING_STATUSES,
     Enrollment,
@@ -176,7 +176,7 @@ def plan_step(
         anchor_version=planned.anchor_version,
         due_at=planned.due_at,
         not_after=planned.not_after,
-        status=MessageStatus.SKIPPED if planned.skipped_reason else MessageStatus.SCHEDULED,
+        status=message_states.planned(planned.skipped_reason),
         last_error=planned.skipped_reason,
         status_at=now,
         idempotency_key=idempotency_key(enrollment.id, step.key, planned.anchor_version),
@@ -209,20 +209,17 @@ def replan_consult(
         sequence = catalog.by_key.get(enrollment.sequence_key)
         if sequence is None:
             continue
-        session.execute(
-            update(Message)
-            .where(
+        message_states.move(
+            session,
+            and_(
                 Message.enrollment_id == enrollment.id,
                 Message.anchor == Anchor.CONSULT_AT.value,
                 Message.anchor_version != lead.consult_version,
-                Message.status.in_(PENDING_STATUSES),
-            )
-            .values(
-                status=MessageStatus.CANCELLED,
-                status_at=now,
-                last_error="the consult moved; re-planned",
-            )
-            .execution_options(synchronize_session=False)
+            ),
+            from_=PENDING_STATUSES,
+            to=MessageStatus.CANCELLED,
+            now=now,
+            last_error="the consult moved; re-planned",
         )
         # Rows anchored on the enrolment that must not outlive the consult follow it too.
         session.execute(
@@ -266,22 +263,18 @@ def skip_confirm_requests(session: Session, lead: Lead, *, catalog: Catalog, now
     ]
     skipped = 0
     for sequence_key, step_key in steps:
-        result = session.execute(
-            update(Message)
-            .where(
+        skipped += message_states.move(
+            session,
+            and_(
                 Message.lead_id == lead.id,
                 Message.sequence_key == sequence_key,
                 Message.step_key == step_key,
-                Message.status.in_(PENDING_STATUSES),
-            )
-            .values(
-                status=MessageStatus.SKIPPED,
-                status_at=now,
-                last_error="the consult is already confirmed",
-            )
-            .execution_options(synchronize_session=False)
+            ),
+            from_=PENDING_STATUSES,
+            to=MessageStatus.SKIPPED,
+            now=now,
+            last_error="the consult is already confirmed",
         )
-        skipped += int(result.rowcount)  # type: ignore[attr-defined]
     return skipped
 
 
@@ -324,11 +317,13 @@ def exit_enrollment(
     enrollment.status = EnrollmentStatus.EXITED
     enrollment.exit_reason = reason
     enrollment.ended_at = now
-    session.execute(
-        update(Message)
-        .where(Message.enrollment_id == enrollment.id, Message.status.in_(PENDING_STATUSES))
-        .values(status=MessageStatus.CANCELLED, status_at=now, last_error=f"exited: {reason}")
-        .execution_options(synchronize_session=False)
+    message_states.move(
+        session,
+        Message.enrollment_id == enrollment.id,
+        from_=PENDING_STATUSES,
+        to=MessageStatus.CANCELLED,
+        now=now,
+        last_error=f"exited: {reason}",
     )
     audit.record(
         session,
