@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nurture import conditions, consent, pauses, windows
@@ -188,6 +188,37 @@ def _sms_never(
     return None
 
 
+# What counts against a cap: every text that has left or may have left. A `sending` row is on its
+# way and an `unknown` one may have arrived; leaving them out let two workers both pass the cap.
+COUNTED_AGAINST_CAPS = (
+    MessageStatus.SENDING,
+    MessageStatus.UNKNOWN,
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.UNDELIVERED,
+)
+
+
+def recent_sends(
+    session: Session, lead: Lead, channel: Channel, purpose: Purpose, *, since: datetime
+) -> list[datetime]:
+    """When each of the lead's messages of this channel and purpose left (or began to leave)."""
+    left_at = func.coalesce(Message.sent_at, Message.status_at)
+    return [
+        t
+        for t in session.scalars(
+            select(left_at).where(
+                Message.lead_id == lead.id,
+                Message.channel == channel,
+                Message.purpose == purpose,
+                Message.status.in_(COUNTED_AGAINST_CAPS),
+                left_at > since,
+            )
+        )
+        if t is not None
+    ]
+
+
 def _timing(
     session: Session,
     message: Message,
@@ -200,25 +231,33 @@ def _timing(
     schedule = schedule_for_lead(policy, lead, message.channel, message.purpose)
     sent: list[datetime] = []
     if schedule.cap_per_24h is not None:
-        sent = [
-            t
-            for t in session.scalars(
-                select(Message.sent_at).where(
-                    Message.lead_id == lead.id,
-                    Message.channel == message.channel,
-                    Message.purpose == message.purpose,
-                    Message.sent_at > now - timedelta(hours=24),
-                    Message.status.in_(
-                        (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
-                    ),
-                )
-            )
-            if t is not None
-        ]
+        sent = recent_sends(
+            session, lead, message.channel, message.purpose, since=now - timedelta(hours=24)
+        )
     zones = windows.resolve_zones(lead.timezone, lead.postal_code, lead.phone, clinic_zone)
     return timing(
         now, schedule=schedule, zones=zones, recent_sends=sent, not_after=message.not_after
     )
+
+
+def check_at_claim(
+    session: Session,
+    message: Message,
+    lead: Lead,
+    *,
+    policy: Policy,
+    clinic_zone: ZoneInfo,
+    now: datetime,
+) -> Verdict:
+    """The timing gates again, in the transaction that claims the row, under a per-lead lock.
+
+    Between :func:`check` and the claim the template renders outside any transaction, so
+    another worker may have started a text to the same lead meanwhile. Locking the lead row
+    (PostgreSQL; on SQLite the claim's BEGIN IMMEDIATE already serialises writers) and counting
+    again makes the caps hold however many workers run: the second claim sees the first's
+    `sending` row."""
+    session.execute(select(Lead.id).where(Lead.id == lead.id).with_for_update())
+    return _timing(session, message, lead, policy=policy, clinic_zone=clinic_zone, now=now)
 
 
 def schedule_for_lead(

@@ -12,7 +12,12 @@ from nurture import clock, pauses
 from nurture.models import Channel, Lead, Message, MessageStatus, PauseScope, Purpose
 from nurture.services import Services
 from tests.support import outbox_files
-from tests.support.factories import claim_and_send_all, messages_of, sign_up
+from tests.support.factories import (
+    claim_and_send_all,
+    messages_of,
+    plan_marketing_texts,
+    sign_up,
+)
 
 
 def rows(services: Services, lead_id: uuid.UUID) -> dict[str, Message]:
@@ -93,31 +98,11 @@ def test_a_deferral_that_would_land_after_not_after_is_skipped(services: Service
     assert "not before its not_after time" in (sms.last_error or "")
 
 
-def _plan_marketing_texts(services: Services, lead_id: uuid.UUID, count: int) -> None:
-    now = clock.utcnow()
-    with services.sessions.begin() as session:
-        for n in range(count):
-            session.add(
-                Message(
-                    lead_id=lead_id,
-                    step_key=f"nudge-{n}",
-                    channel=Channel.SMS,
-                    purpose=Purpose.MARKETING,
-                    template_key="optin-confirmation",
-                    due_at=now,
-                    status=MessageStatus.SCHEDULED,
-                    status_at=now,
-                    idempotency_key=f"test:{lead_id}:{n}",
-                    created_at=now,
-                )
-            )
-
-
 def test_rule_6_at_most_three_marketing_texts_per_24_hours(services: Services) -> None:
     with freeze_time("2026-03-03 18:00:00") as frozen:  # Tue 11:00 MST
         lead_id = sign_up(services)
         claim_and_send_all(services)
-        _plan_marketing_texts(services, lead_id, 4)
+        plan_marketing_texts(services, lead_id, 4)
         claim_and_send_all(services)
         statuses = [rows(services, lead_id)[f"nudge-{n}"].status for n in range(4)]
         assert statuses.count(MessageStatus.SENT) == 3

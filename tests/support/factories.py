@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from nurture import clock, dispatch
 from nurture.leads import RequestEvidence, parse_signup, submit_signup
-from nurture.models import ConsentSource, Message
+from nurture.models import Channel, ConsentSource, Message, MessageStatus, Purpose
 from nurture.services import Services
 
 EVIDENCE = RequestEvidence(
@@ -62,3 +62,29 @@ def claim_and_send_all(services: Services) -> list[dispatch.Claimed]:
         with services.sessions() as session:
             dispatch.send_message(session, row.id, services)
     return claimed
+
+
+def plan_marketing_texts(
+    services: Services, lead_id: uuid.UUID, count: int, *, prefix: str = "nudge"
+) -> list[int]:
+    """``count`` marketing texts for the lead, due now (as a sequence step would plan them)."""
+    now = clock.utcnow()
+    with services.sessions.begin() as session:
+        rows = [
+            Message(
+                lead_id=lead_id,
+                step_key=f"{prefix}-{n}",
+                channel=Channel.SMS,
+                purpose=Purpose.MARKETING,
+                template_key="optin-confirmation",
+                due_at=now,
+                status=MessageStatus.SCHEDULED,
+                status_at=now,
+                idempotency_key=f"test:{lead_id}:{prefix}:{n}",
+                created_at=now,
+            )
+            for n in range(count)
+        ]
+        session.add_all(rows)
+        session.flush()
+        return [row.id for row in rows]
