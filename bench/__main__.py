@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from bench import burst, claim_cost, intake, lateness, memory, send_rate
+from bench import burst, claim_cost, embedded_memory, intake, lateness, memory, send_rate
 
 FULL: dict[str, Callable[[], dict[str, Any]]] = {
     "send_rate": lambda: send_rate.run(20_000),
@@ -28,6 +28,7 @@ FULL: dict[str, Callable[[], dict[str, Any]]] = {
     "lateness": lambda: lateness.run(20, 120),
     "intake": lambda: intake.run(2_000, 16),
     "memory": lambda: memory.run(1_000, 100_000),
+    "embedded_memory": lambda: embedded_memory.run(200),
 }
 SMOKE: dict[str, Callable[[], dict[str, Any]]] = {
     "send_rate": lambda: send_rate.run(60),
@@ -36,6 +37,7 @@ SMOKE: dict[str, Callable[[], dict[str, Any]]] = {
     "lateness": lambda: lateness.run(5, 4),
     "intake": lambda: intake.run(40, 4),
     "memory": lambda: memory.run(20, 60),
+    "embedded_memory": lambda: embedded_memory.run(10, idle_seconds=1.0),
 }
 
 

@@ -7,17 +7,17 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
-from pydantic import ValidationError
 
-from nurture import migrations
-from nurture.logs import configure_logging
-from nurture.models import Channel
-from nurture.services import Services, build_services
-from nurture.settings import Settings, get_settings
-from nurture.yamlconf import ConfigError
+if TYPE_CHECKING:
+    from nurture.models import Channel
+    from nurture.services import Services
+    from nurture.settings import Settings
+
+# Each command imports what it needs: `nurture run` stays a bare Python that only watches its
+# children, and no command pays for the whole application unless it uses it.
 
 log = logging.getLogger("nurture")
 
@@ -29,6 +29,10 @@ class UsageProblem(click.ClickException):
 
 
 def settings_or_exit() -> Settings:
+    from pydantic import ValidationError
+
+    from nurture.settings import get_settings
+
     try:
         return get_settings()
     except ValidationError as error:
@@ -44,6 +48,9 @@ def settings_or_exit() -> Settings:
 
 
 def services_or_exit(settings: Settings) -> Services:
+    from nurture.services import build_services
+    from nurture.yamlconf import ConfigError
+
     try:
         return build_services(settings)
     except ConfigError as error:
@@ -63,6 +70,9 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration, then import changed template files (templates sync)."""
+    from nurture import migrations
+    from nurture.logs import configure_logging
+
     settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
     migrations.upgrade(settings.resolved_database_url)
@@ -104,6 +114,7 @@ def serve(host: str, port: int) -> None:
     """Serve the web app (API, forms, webhooks, staff pages)."""
     import uvicorn
 
+    from nurture.logs import configure_logging
     from nurture.web import create_app
 
     settings = settings_or_exit()
@@ -126,7 +137,23 @@ def serve(host: str, port: int) -> None:
 @click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 32))
 def run(host: str, port: int, concurrency: int) -> None:
     """Run everything (web + worker + beat) in one command: the embedded setup."""
-    from nurture.supervisor import Child, supervise
+    from nurture.supervisor import run_embedded
+
+    # This process only watches: settings, database and templates are prepare-run's business.
+    prepare = [sys.executable, "-m", "nurture", "prepare-run", "--host", host, "--port", str(port)]
+    sys.exit(run_embedded([*prepare, "--concurrency", str(concurrency)]))
+
+
+@cli.command("prepare-run", hidden=True)
+@click.option("--host", required=True)
+@click.option("--port", required=True, type=int)
+@click.option("--concurrency", required=True, type=int)
+@click.option("--plan", "plan_path", required=True, type=click.Path(path_type=Path))
+def prepare_run(host: str, port: int, concurrency: int, plan_path: Path) -> None:
+    """`nurture run`'s first child: check, migrate, sync, and write down what to start."""
+    from nurture import migrations
+    from nurture.logs import configure_logging
+    from nurture.supervisor import Plan
 
     settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
@@ -142,7 +169,7 @@ def run(host: str, port: int, concurrency: int) -> None:
         "-A",
         "workers",
         "worker",
-        "--beat",
+        "--beat-thread",  # one process less than --beat (workers/__init__.py)
         "--queues",
         "dispatch,email,sms",
         "--concurrency",
@@ -165,14 +192,19 @@ def run(host: str, port: int, concurrency: int) -> None:
     if outbox is not None:
         click.echo(f"nurture: messages are written to {outbox}/")
     click.echo("nurture: Ctrl-C stops everything")
-    env = dict(os.environ)
     # One metrics directory for both children: the web's /metrics adds up the worker's counters.
     metrics_dir = (settings.var_dir / "metrics" / "run").resolve()
     metrics_dir.mkdir(parents=True, exist_ok=True)
-    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
-    env.setdefault("NURTURE_WORKER_METRICS_PORT", "0")
-    code = supervise([Child("worker", worker), Child("web", web)], env=env)
-    sys.exit(code)
+    env = {
+        "PROMETHEUS_MULTIPROC_DIR": os.environ.get("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir)),
+        "NURTURE_WORKER_METRICS_PORT": os.environ.get("NURTURE_WORKER_METRICS_PORT", "0"),
+    }
+    Plan(
+        children={"worker": worker, "web": web},
+        env=env,
+        log_level=settings.log_level,
+        log_format=settings.log_format,
+    ).write(plan_path)
 
 
 @cli.group()
@@ -206,6 +238,7 @@ def sequences_simulate(
     """Print the timeline KEY would give a lead: sends nothing, stores nothing."""
     from nurture import clock
     from nurture.simulation import format_timeline, load_sample_lead, simulate
+    from nurture.yamlconf import ConfigError
 
     def instant(name: str, value: str | None) -> datetime | None:
         if value is None:
@@ -255,6 +288,8 @@ def templates_sync(force: bool) -> None:
 
 
 def _template_key(value: str) -> tuple[Channel, str]:
+    from nurture.models import Channel
+
     channel, _, key = value.partition("/")
     try:
         return Channel(channel), key
@@ -302,6 +337,7 @@ def templates_preview(name: str, lead_file: Path | None, version: int | None) ->
     from nurture.rendering import RenderError
     from nurture.simulation import load_sample_lead
     from nurture.studio import preview, source_of
+    from nurture.yamlconf import ConfigError
 
     channel, key = _template_key(name)
     services = services_or_exit(settings_or_exit())
@@ -689,11 +725,16 @@ def leads_event(lead: str, event_type: str, at: str | None) -> None:
 
 
 def main() -> None:
-    from sqlalchemy.exc import OperationalError, ProgrammingError
-
     try:
         cli(prog_name="nurture", standalone_mode=True)
-    except (OperationalError, ProgrammingError) as error:
+    except Exception as error:
+        # Only a command that opened a database can have raised its errors: looking them up
+        # (not importing SQLAlchemy) keeps `nurture run`'s supervisor free of it.
+        sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
+        if sqlalchemy_errors is None or not isinstance(
+            error, (sqlalchemy_errors.OperationalError, sqlalchemy_errors.ProgrammingError)
+        ):
+            raise
         # Usually a database that is not there or not migrated: say so, without a stack.
         click.echo(
             f"database error: {error.orig}\nIs NURTURE_DATABASE_URL right, and has "

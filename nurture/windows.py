@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 import phonenumbers
 import zipcodes
-from phonenumbers import geocoder
 from phonenumbers import timezone as phone_timezone
 
+from nurture.area_codes import AREA_CODE_STATES
 from nurture.policy import Policy, StateRule, Window
 
 Interval = tuple[datetime, datetime]  # [start, end) in UTC
@@ -27,20 +27,6 @@ DAY = 1440
 # An area code that spans more zones than this (toll-free, non-geographic) says nothing useful.
 MAX_AREA_CODE_ZONES = 4
 HORIZON = timedelta(days=21)
-
-US_STATES = {
-    "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA",
-    "colorado": "CO", "connecticut": "CT", "delaware": "DE", "district of columbia": "DC",
-    "florida": "FL", "georgia": "GA", "hawaii": "HI", "idaho": "ID", "illinois": "IL",
-    "indiana": "IN", "iowa": "IA", "kansas": "KS", "kentucky": "KY", "louisiana": "LA",
-    "maine": "ME", "maryland": "MD", "massachusetts": "MA", "michigan": "MI", "minnesota": "MN",
-    "mississippi": "MS", "missouri": "MO", "montana": "MT", "nebraska": "NE", "nevada": "NV",
-    "new hampshire": "NH", "new jersey": "NJ", "new mexico": "NM", "new york": "NY",
-    "north carolina": "NC", "north dakota": "ND", "ohio": "OH", "oklahoma": "OK", "oregon": "OR",
-    "pennsylvania": "PA", "rhode island": "RI", "south carolina": "SC", "south dakota": "SD",
-    "tennessee": "TN", "texas": "TX", "utah": "UT", "vermont": "VT", "virginia": "VA",
-    "washington": "WA", "west virginia": "WV", "wisconsin": "WI", "wyoming": "WY",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -238,20 +224,18 @@ def state_for_postal_code(postal_code: str | None) -> str | None:
     return record.get("state") if record else None
 
 
-def state_for_phone(phone: str | None) -> str | None:
+def states_for_phone(phone: str | None) -> tuple[str, ...]:
+    """The states a US number's area code serves (nurture/area_codes.py; one, for all but a
+    few). Not phonenumbers' geocoder: its data costs every process ~70 MB for this one fact."""
     number = _parse_phone(phone)
     if number is None or phonenumbers.region_code_for_number(number) != "US":
-        return None
-    description = geocoder.description_for_number(number, "en")
-    if "," in description:  # "New York, NY"
-        code = description.rsplit(",", 1)[1].strip()
-        return code if code in US_STATES.values() else None
-    return US_STATES.get(description.strip().lower())
+        return ()
+    return AREA_CODE_STATES.get(str(number.national_number)[:3], ())
 
 
 def resolve_states(state: str | None, postal_code: str | None, phone: str | None) -> frozenset[str]:
-    """Every state whose rules apply: residence (stored or from ZIP) and the area code's state."""
-    found = {state, state_for_postal_code(postal_code), state_for_phone(phone)}
+    """Every state whose rules apply: residence (stored or from ZIP) and the area code's states."""
+    found = {state, state_for_postal_code(postal_code), *states_for_phone(phone)}
     return frozenset(s for s in found if s)
 
 

@@ -32,8 +32,14 @@ def test_nurture_run_delivers_a_form_signup_to_the_outbox(tmp_path: Path, log_di
     try:
         run.wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
         run.wait_for_output(r"ready\.", timeout=60)
+        celery = [p for p in _group(run.popen.pid) if b"celery" in (p / "cmdline").read_bytes()]
+        assert len(celery) == 3, "the worker and its two prefork children; beat is a thread"
         assert (var / "nurture.sqlite3").is_file()
         assert (var / "broker.sqlite3").is_file()
+        # The supervisor only starts and watches: it has loaded nothing of the application.
+        supervisor = Path(f"/proc/{run.popen.pid}")
+        assert "pydantic_core" not in (supervisor / "maps").read_text()
+        assert _pss_mib(supervisor) < 40, "about a bare Python's 10 MB, not the app's 170"
 
         form = httpx.get(f"http://127.0.0.1:{port}/consult", timeout=5)
         assert form.status_code == 200 and "sms_marketing" in form.text
@@ -75,12 +81,15 @@ def test_nurture_run_delivers_a_form_signup_to_the_outbox(tmp_path: Path, log_di
             (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(),
             (p / "stat").read_text().split()[2],
         )
-        for p in Path("/proc").iterdir()
-        if p.name.isdigit() and _in_group(p, run.popen.pid)
+        for p in _group(run.popen.pid)
     ]
     # A zombie has already exited; it only waits for PID 1 to collect its exit status.
     leftovers = [entry for entry in leftovers if entry[2] != "Z"]
     assert leftovers == [], f"processes of `nurture run` survived Ctrl-C: {leftovers}"
+
+
+def _group(group: int) -> list[Path]:
+    return [p for p in Path("/proc").iterdir() if p.name.isdigit() and _in_group(p, group)]
 
 
 def _in_group(proc: Path, group: int) -> bool:
@@ -89,3 +98,10 @@ def _in_group(proc: Path, group: int) -> bool:
     except OSError:
         return False
     return int(fields[2]) == group  # pgrp
+
+
+def _pss_mib(proc: Path) -> float:
+    for line in (proc / "smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no Pss in {proc}/smaps_rollup")

@@ -7,6 +7,8 @@ and nothing earlier was.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -143,6 +145,36 @@ def test_states_come_from_the_zip_code_and_the_area_code() -> None:
     assert windows.resolve_states(None, "33101", "+12085550123") == {"FL", "ID"}
     assert windows.resolve_states("TX", None, "+12125550123") == {"TX", "NY"}
     assert windows.resolve_states(None, None, "+14165550123") == frozenset()  # Canada
+
+
+def test_washington_and_dc_numbers_carry_their_rules() -> None:
+    # The geocoder calls them "Washington State" and "Washington D.C.": WA's rules applied to
+    # none of 206, 253, 360, 425, 509 and 564 while states came from its descriptions.
+    assert windows.resolve_states(None, None, "+12065550123") == {"WA"}
+    assert windows.resolve_states(None, None, "+15095550123") == {"WA"}
+    assert windows.resolve_states(None, None, "+12025550123") == {"DC"}
+    seattle = schedule_for(
+        POLICY, "sms", "marketing", windows.resolve_states(None, None, "+12065550123")
+    )
+    assert all(day is None or day[1] <= 20 * 60 for day in seattle.days)  # WA: texts end at 8 p.m.
+
+
+def test_an_area_code_spanning_two_states_applies_both() -> None:
+    # One 201 exchange is in New York: a 201 number may be under either state's rules.
+    assert windows.resolve_states(None, None, "+12015550123") == {"NJ", "NY"}
+
+
+def test_importing_windows_leaves_the_geocoder_unloaded() -> None:
+    """Its data costs a process ~70 MB; the area-code table says what nurture needs of it."""
+    probe = (
+        "import sys, nurture.windows as w; w.resolve_states(None, None, '+12085550123'); "
+        "w.resolve_zones(None, None, '+12085550123', w.ZoneInfo('UTC')); "
+        "print(sorted(m for m in sys.modules if m.startswith('phonenumbers.geo')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
 
 
 def test_florida_residents_get_florida_hours_and_cap() -> None:
