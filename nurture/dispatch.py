@@ -13,11 +13,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from nurture import audit, clock, content, gates, message_states, metrics, pauses, provider_errors
+from nurture import (
+    audit,
+    clock,
+    content,
+    delivery,
+    gates,
+    message_states,
+    metrics,
+    pauses,
+    provider_errors,
+)
 from nurture.message_states import MESSAGES
 from nurture.models import Channel, Lead, Message, MessageStatus, Purpose
 from nurture.rendering import RenderError
@@ -100,6 +110,14 @@ SLOT = "throttle_slot"  # in message.context: the moment (Redis clock) reserved 
 TURN_EARLY = 0.05  # seconds: close enough to its slot to go
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """The provider call being settled: recorded, with the reports that beat its answer."""
+
+    started_at: datetime
+    services: Services
+
+
 def _settle(
     session: Session,
     message: Message,
@@ -110,6 +128,7 @@ def _settle(
     code: str | None = None,
     expected: tuple[MessageStatus, ...] = OWNED,
     keep_staged: bool = False,
+    attempt: _Attempt | None = None,
     **values: Any,
 ) -> bool:
     """Move the row to ``status`` if it is still in an ``expected`` state; audit and commit.
@@ -119,10 +138,18 @@ def _settle(
     False (and nothing of the move written) when someone else moved the row first; what the
     caller staged in the session is then rolled back, unless ``keep_staged`` says it stands
     whatever became of the row (a consent revocation learnt from the provider's answer).
+
+    With ``attempt`` (the outcome of a provider call) the move also requires the row to be on
+    that attempt still (a slow attempt 1 never settles attempt 2), the call is recorded
+    whatever became of the row, and reports of it that came first are applied with the move.
     """
+    message_id, number = message.id, message.attempts  # read before a rollback expires them
+    rows: message_states.Rows = message_id
+    if attempt is not None:
+        rows = and_(MESSAGES.c.id == message_id, MESSAGES.c.attempts == number)
     moved = message_states.move(
         session,
-        message.id,
+        rows,
         from_=expected,
         to=status,
         now=now,
@@ -131,11 +158,35 @@ def _settle(
         **values,
     )
     if moved != 1:
-        if keep_staged:
-            session.commit()
-        else:
+        if not keep_staged:
             session.rollback()
+        if attempt is not None:
+            delivery.settle_attempt(
+                session,
+                None,
+                message_id=message_id,
+                number=number,
+                outcome=status,
+                provider_id=values.get("provider_id"),
+                started_at=attempt.started_at,
+                services=attempt.services,
+                now=now,
+            )
+        if keep_staged or attempt is not None:
+            session.commit()
         return False
+    if attempt is not None:
+        delivery.settle_attempt(
+            session,
+            message,
+            message_id=message_id,
+            number=number,
+            outcome=status,
+            provider_id=values.get("provider_id"),
+            started_at=attempt.started_at,
+            services=attempt.services,
+            now=now,
+        )
     details: dict[str, Any] = {
         "channel": message.channel.value,
         "sequence": message.sequence_key,
@@ -277,6 +328,7 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
         body=rendered.text,
         template_version=rendered.template_version,
         context={k: v for k, v in message.context.items() if k != SLOT},  # the turn is used
+        provider_id=None,  # an earlier attempt's id is in message_attempts, not on the row
     )
     if taken != 1:
         session.rollback()
@@ -332,6 +384,7 @@ def _deliver(
     unsubscribe: str,
     services: Services,
 ) -> MessageStatus:
+    attempt = _Attempt(started_at=clock.utcnow(), services=services)
     try:
         if message.channel is Channel.EMAIL:
             to = message.recipient or lead.email
@@ -355,7 +408,13 @@ def _deliver(
         else:
             assert lead.phone is not None
             provider_id = services.sms.send(
-                OutgoingSms(to=lead.phone, body=rendered.text, reference=str(message.id))
+                OutgoingSms(
+                    to=lead.phone,
+                    body=rendered.text,
+                    reference=str(message.id),
+                    # Its reports name this message and attempt, even one that beats the answer.
+                    status_query=delivery.callback_query(message.id, message.attempts),
+                )
             )
     except TransientDeliveryError as error:
         failed_at = clock.utcnow()
@@ -367,6 +426,7 @@ def _deliver(
                 now=failed_at,
                 reason=f"gave up after {message.attempts} attempts: {error.reason}",
                 code=error.code,
+                attempt=attempt,
             )
             return MessageStatus.FAILED
         base = timedelta(seconds=services.settings.retry_base)
@@ -378,6 +438,7 @@ def _deliver(
             reason=error.reason,
             code=error.code,
             due_at=failed_at + retry_delay(message.attempts, base=base),
+            attempt=attempt,
         )
         return MessageStatus.SCHEDULED
     except PermanentDeliveryError as error:
@@ -404,6 +465,7 @@ def _deliver(
             reason=error.reason,
             code=error.code,
             keep_staged=True,
+            attempt=attempt,
         )
         return MessageStatus.FAILED
     except DeliveryOutcomeUnknownError as error:
@@ -414,6 +476,7 @@ def _deliver(
             now=clock.utcnow(),
             reason=error.reason,
             code=error.code,
+            attempt=attempt,
         )
         return MessageStatus.UNKNOWN
     except Exception as error:
@@ -428,11 +491,18 @@ def _deliver(
             now=clock.utcnow(),
             reason=f"unexpected {type(error).__name__}; check before resending",
             code="unexpected",
+            attempt=attempt,
         )
         return MessageStatus.UNKNOWN
     sent_at = clock.utcnow()
     _settle(
-        session, message, MessageStatus.SENT, now=sent_at, provider_id=provider_id, sent_at=sent_at
+        session,
+        message,
+        MessageStatus.SENT,
+        now=sent_at,
+        provider_id=provider_id,
+        sent_at=sent_at,
+        attempt=attempt,
     )
     return MessageStatus.SENT
 

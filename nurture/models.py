@@ -287,8 +287,33 @@ class InboundMessage(Base):
     received_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
 
 
+class MessageAttempt(Base):
+    """One provider call for a message, written when it settles: which attempt it was, the
+    provider's id for it and how it ended.
+
+    A status report names its message and attempt (or only the provider's id, which this table
+    maps to an attempt), so a late report about attempt 1 is told apart from attempt 2 and never
+    moves the row. ``messages.provider_id`` is the current attempt's id (none while it is sent).
+    """
+
+    __tablename__ = "message_attempts"
+    __table_args__ = (UniqueConstraint("message_id", "number"), Index(None, "provider_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="RESTRICT"))
+    number: Mapped[int]  # messages.attempts when this call was made: 1, 2, …
+    provider_id: Mapped[str | None] = mapped_column(String(255))  # none when it never left
+    started_at: Mapped[datetime]
+    settled_at: Mapped[datetime]
+    outcome: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus))
+
+
 class DeliveryEvent(Base):
-    """A provider status callback, stored once per idempotency token."""
+    """A provider status callback, stored once per idempotency token.
+
+    ``applied_at`` is null while the report waits: for its attempt's send to settle (it beat
+    the provider's answer) or, without a message, for a copy or a send that names its sid.
+    """
 
     __tablename__ = "delivery_events"
     __table_args__ = (Index(None, "message_id"), Index(None, "provider_id"))
@@ -296,11 +321,13 @@ class DeliveryEvent(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="RESTRICT"))
+    attempt: Mapped[int | None]  # the message's attempt the report is about
     provider_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
     error_code: Mapped[str | None] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     received_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
+    applied_at: Mapped[datetime | None]  # weighed against its settled attempt
 
 
 class PauseScope(StrEnum):

@@ -27,6 +27,8 @@ class OutgoingSms:
     to: str
     body: str
     reference: str
+    # Appended to the StatusCallback URL: which message and attempt its reports are about.
+    status_query: str = ""
 
 
 class DeliveryError(Exception):

@@ -1,8 +1,8 @@
 """Texts through the official Twilio SDK.
 
 ``NURTURE_TWILIO_API_URL`` moves the API host (tests use a local stand-in); every message asks
-for status callbacks and carries a ValidityPeriod so that one stuck in Twilio's queue expires
-instead of arriving hours late.
+for status callbacks (at a URL naming its message and attempt) and carries a ValidityPeriod so
+that one stuck in Twilio's queue expires instead of arriving hours late.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class TwilioSmsTransport:
             message = self.client.messages.create(
                 to=sms.to,
                 body=sms.body,
-                status_callback=self.status_callback,
+                status_callback=self._callback_for(sms),
                 validity_period=self.validity_period,
                 **sender,
             )
@@ -76,6 +76,13 @@ class TwilioSmsTransport:
                 code="timeout",
             ) from None
         return str(message.sid)
+
+    def _callback_for(self, sms: OutgoingSms) -> str:
+        # Twilio signs the whole URL, query included, so the webhook can trust what it names.
+        if not sms.status_query:
+            return self.status_callback
+        separator = "&" if "?" in self.status_callback else "?"
+        return f"{self.status_callback}{separator}{sms.status_query}"
 
     def find_sent(self, *, to: str, body: str, since: datetime, reference: str) -> str | None:
         """The id of a text Twilio accepted to ``to`` with ``body`` since ``since`` (for settling

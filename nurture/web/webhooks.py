@@ -1,7 +1,8 @@
 """Twilio webhooks: inbound texts and delivery status. Both require Twilio's signature.
 
 The signature covers the URL Twilio called, which is our public URL (behind a proxy the
-internal one differs), plus every form parameter, blank ones included.
+internal one differs) with its query (a status callback's names its message and attempt),
+plus every form parameter, blank ones included.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ async def delivery_status(request: Request, services: ServicesDep) -> Response:
     error_code = int(raw_code) if isinstance(raw_code, str) and raw_code.isdecimal() else None
     key = request.headers.get("i-twilio-idempotency-token") or f"{sid}:{status}"
     payload = {k: v for k, v in form.items() if isinstance(v, str)}
+    target = report_target(request)
 
     def handle() -> bool:
         with services.sessions.begin() as session:
@@ -83,7 +85,28 @@ async def delivery_status(request: Request, services: ServicesDep) -> Response:
                 payload=payload,
                 services=services,
                 now=clock.utcnow(),
+                target=target,
             )
 
     await run_in_threadpool(handle)
     return Response(status_code=204)
+
+
+def report_target(request: Request) -> delivery.Target | None:
+    """The message and attempt the StatusCallback URL names (signed with it); None for a
+    callback URL from before they were named (the report is then found by its sid)."""
+    query = request.query_params
+    raw = (query.get(delivery.MESSAGE_PARAM), query.get(delivery.ATTEMPT_PARAM))
+    if raw == (None, None):
+        return None
+    message_id, attempt = (_whole_number(value) for value in raw)
+    if message_id is None or attempt is None or attempt < 1:
+        raise HTTPException(422, "message and attempt in the URL must both be whole numbers")
+    return delivery.Target(message_id, attempt)
+
+
+def _whole_number(value: str | None) -> int | None:
+    # At most 18 digits: fits a BIGINT, and a huge string is refused before int() parses it.
+    if value is None or not value.isdecimal() or not value.isascii() or len(value) > 18:
+        return None
+    return int(value)

@@ -43,7 +43,10 @@ def test_a_text_is_sent_through_the_sdk(services: Services, twilio: TwilioStandI
     row = sms_row(services, lead_id)
     assert row.status is MessageStatus.SENT
     assert row.provider_id == sent.sid
-    assert sent.status_callback == "https://nurture.test/webhooks/twilio/status"
+    # The callback names the message and the attempt, so an early report lands on its row.
+    assert sent.status_callback == (
+        f"https://nurture.test/webhooks/twilio/status?message={row.id}&attempt=1"
+    )
 
 
 def test_21610_at_send_time_revokes_consent_and_fails_the_row(

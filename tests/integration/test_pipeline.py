@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.db import make_engine, make_sessionmaker
 from nurture.models import Message, MessageStatus
@@ -21,6 +22,14 @@ from tests.support.stack import Stack
 from tests.support.twilio_standin import TwilioStandIn
 
 DISPATCH_INTERVAL = 0.5  # what Stack configures
+
+
+def rows_by_step(sessions: sessionmaker[Session], lead_id: uuid.UUID) -> dict[str, Message]:
+    with sessions() as session:
+        return {
+            m.step_key: m
+            for m in session.scalars(select(Message).where(Message.lead_id == lead_id))
+        }
 
 
 def test_signup_is_delivered_once_by_email_and_sms(
@@ -109,17 +118,16 @@ def test_signup_is_delivered_once_by_email_and_sms(
         # The text: through the official SDK, from our number, with a status callback and validity.
         assert text.to == "+12085550142"
         assert text.from_ == "+12085550100"
-        assert text.status_callback == f"{public_url}/webhooks/twilio/status"
+        optin_id = rows_by_step(sessions, lead_id)["optin-confirmation"].id
+        assert text.status_callback == (
+            f"{public_url}/webhooks/twilio/status?message={optin_id}&attempt=1"
+        )
         assert text.validity_period == 3600
         assert text.body.startswith("KI Idaho: ")
         assert "Msg & data rates may apply" in text.body and "STOP to opt out" in text.body
         assert "ketamine" not in text.body.lower()
 
-        with sessions() as session:
-            rows = {
-                m.step_key: m
-                for m in session.scalars(select(Message).where(Message.lead_id == lead_id))
-            }
+        rows = rows_by_step(sessions, lead_id)
         assert rows["optin-confirmation"].provider_id == text.sid
         assert rows["welcome"].provider_id == message["Message-ID"]
         later = {

@@ -532,3 +532,50 @@ def test_restart_keeps_the_port_and_what_was_recorded(
 
     assert standin.url == url
     assert len(standin.messages) == 2
+
+
+def test_report_before_answer_reaches_the_app_while_the_create_call_is_unanswered(
+    standin: TwilioStandIn, client: Client, receiver: CallbackReceiver
+) -> None:
+    callback_url = "https://nurture.example/webhooks/twilio/status?message=7&attempt=2"
+    answered = threading.Event()
+    seen_before_answer: list[bool] = []
+    original_put = receiver.received.put
+
+    def note_order(item: Callback, *args: Any, **kwargs: Any) -> None:
+        seen_before_answer.append(not answered.is_set())
+        original_put(item, *args, **kwargs)
+
+    receiver.received.put = note_order  # type: ignore[method-assign]
+    standin.report_before_answer("undelivered", 30005, public_url_base=receiver.base)
+
+    message = send(client, status_callback=callback_url)
+    answered.set()
+
+    assert seen_before_answer == [True]
+    assert message.status == "queued"  # the answer was made before the report left
+    got = receiver.next()
+    assert got.path == "/webhooks/twilio/status?message=7&attempt=2"
+    assert (got.form["MessageSid"], got.form["MessageStatus"]) == (message.sid, "undelivered")
+    assert got.form["ErrorCode"] == "30005"
+    assert RequestValidator(AUTH_TOKEN).validate(
+        callback_url, got.form, got.headers["X-Twilio-Signature"]
+    )
+    [early] = standin.early_reports
+    assert (early.sid, early.status, early.error_code) == (message.sid, "undelivered", 30005)
+    assert (early.http_status, early.problem) == (204, None)
+    assert early.token == got.headers["I-Twilio-Idempotency-Token"]
+    send(client, status_callback=callback_url)  # only the next create call was scripted
+    assert len(standin.early_reports) == 1
+
+
+def test_report_before_answer_still_answers_the_create_call_when_the_app_is_unreachable(
+    standin: TwilioStandIn, client: Client
+) -> None:
+    standin.report_before_answer("delivered")
+
+    message = send(client, status_callback="http://127.0.0.1:9/webhooks/twilio/status")
+
+    [early] = standin.early_reports
+    assert early.sid == message.sid
+    assert early.http_status is None and early.problem

@@ -17,8 +17,9 @@ What it does:
   send whose answer never came was in fact accepted).
 * Scripted failures (``fail_next``, ``fail_for``) and slowness (``delay``) for error and
   timeout handling tests.
-* Status callbacks signed exactly as Twilio signs them (``send_status_callback``) and signed
-  inbound-webhook headers (``signed_inbound``).
+* Status callbacks signed exactly as Twilio signs them (``send_status_callback``), also sent
+  before the create call that made the message answers (``report_before_answer``: Twilio's
+  callbacks race its API answer), and signed inbound-webhook headers (``signed_inbound``).
 
 Deliberate simplifications: messages stay ``queued`` until a test sends a status callback
 (which also updates what ``fetch``/``list`` return); the ``DateSent`` filters use
@@ -100,10 +101,30 @@ class RejectedMessage:
 
 
 @dataclass(frozen=True)
+class EarlyReport:
+    """A status callback the stand-in sent while the create call it is about had not been
+    answered yet (see ``report_before_answer``)."""
+
+    sid: str
+    status: str
+    error_code: int | None
+    http_status: int | None  # what the app answered; None when it could not be reached
+    token: str  # the I-Twilio-Idempotency-Token it carried
+    problem: str | None  # why the app could not be reached
+
+
+@dataclass(frozen=True)
 class _Failure:
     status: int
     code: int | None
     message: str
+
+
+@dataclass(frozen=True)
+class _ScriptedReport:
+    status: str
+    error_code: int | None
+    public_url_base: str | None
 
 
 @dataclass
@@ -123,6 +144,8 @@ class _State:
     deliveries: dict[str, _Delivery] = field(default_factory=dict)
     fail_queue: deque[_Failure] = field(default_factory=deque)
     fail_numbers: dict[str, _Failure] = field(default_factory=dict)
+    early_queue: deque[_ScriptedReport] = field(default_factory=deque)
+    early_reports: list[EarlyReport] = field(default_factory=list)
     delay: float = 0.0
 
 
@@ -390,8 +413,14 @@ class TwilioStandIn:
                 self._changed.wait(min(remaining, 0.1))
             return list(self._state.messages)
 
+    @property
+    def early_reports(self) -> list[EarlyReport]:
+        """Callbacks sent by ``report_before_answer``, oldest first (a copy)."""
+        with self._lock:
+            return list(self._state.early_reports)
+
     def reset(self) -> None:
-        """Forget recorded messages, rejections, scripted failures and delay."""
+        """Forget recorded messages, rejections, scripted failures, early reports and delay."""
         with self._lock:
             self._state = _State()
 
@@ -422,6 +451,23 @@ class TwilioStandIn:
         """Answer every create call to this exact To number with this error, until reset()."""
         with self._lock:
             self._state.fail_numbers[number] = _Failure(status, code, message)
+
+    def report_before_answer(
+        self,
+        status: str,
+        error_code: int | None = None,
+        *,
+        public_url_base: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """For the next ``times`` accepted create calls, POST a status callback (signed, to the
+        message's StatusCallback, as ``send_status_callback`` does) after recording the message
+        and before answering the create call: the client learns the sid only after the app
+        has had the report. Each one lands in ``early_reports``; the create call is answered
+        whatever the app replied (or if it could not be reached)."""
+        with self._lock:
+            scripted = _ScriptedReport(status, error_code, public_url_base)
+            self._state.early_queue.extend([scripted] * times)
 
     def delay(self, seconds: float) -> None:
         """Make each create call wait this long before answering (0 turns it off).
@@ -620,9 +666,32 @@ class TwilioStandIn:
             self._state.deliveries[sid] = _Delivery(date_updated=received_at)
             self._changed.notify_all()
             delay = self._state.delay
+            # The answer says `queued`, as Twilio's does: it was made before the report left.
             resource = self._resource(sent)
+            early = self._state.early_queue.popleft() if self._state.early_queue else None
+        if early is not None:
+            self._report_early(sid, early)
         self._wait(delay)
         return 201, resource
+
+    def _report_early(self, sid: str, scripted: _ScriptedReport) -> None:
+        token = str(uuid.uuid4())
+        http_status: int | None = None
+        problem: str | None = None
+        try:
+            http_status, _ = self.send_status_callback(
+                sid,
+                scripted.status,
+                scripted.error_code,
+                public_url_base=scripted.public_url_base,
+                idempotency_token=token,
+            )
+        except (OSError, ValueError) as error:  # unreachable, timed out, or no StatusCallback
+            problem = repr(error)
+        report = EarlyReport(sid, scripted.status, scripted.error_code, http_status, token, problem)
+        with self._changed:
+            self._state.early_reports.append(report)
+            self._changed.notify_all()
 
     def _reject(self, form: dict[str, str], error: _ApiError, received_at: datetime) -> float:
         """Record a refused create call; returns the delay to apply before answering."""
