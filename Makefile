@@ -1,11 +1,12 @@
-# nurture: `make run` starts everything on the embedded default; `make test` runs the suite.
-# Both create .venv on first use (and refresh it when pyproject.toml changes).
+# nurture: `make run` starts everything on the embedded default; `make test` runs the suite,
+# `make test-fast` the edit loop. They create .venv on first use (and refresh it when
+# pyproject.toml changes).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check format bench chromium clean
+.PHONY: run test test-fast check format bench chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,16 @@ run: $(VENV)/.installed-run  ## web + worker + beat on SQLite, messages to var/o
 
 test: $(VENV)/.installed-dev chromium  ## the whole suite (PostgreSQL and Redis on loopback)
 	$(BIN)/python -m pytest
+
+# The edit loop: unit tests and the database tests on SQLite, no PostgreSQL, no real processes,
+# no Chromium (tests/conftest.py marks tests by what they need). Redis-backed tests stay in: a
+# local Redis answers in microseconds. FAST_JOBS pytest processes share the tests, and staff
+# passwords use cheap argon2 parameters (tests/support/fast_hashing.py says why).
+FAST_MARKERS := not slow and not postgres and not browser
+FAST_JOBS ?= 2
+test-fast: $(VENV)/.installed-dev  ## unit + SQLite database tests, in about a minute
+	$(BIN)/python -m tests.support.shard $(FAST_JOBS) -q -p tests.support.fast_hashing \
+	  -m "$(FAST_MARKERS)"
 
 check: $(VENV)/.installed-dev  ## linters and types
 	$(BIN)/ruff check .

@@ -65,6 +65,11 @@ def format_location(location: Iterable[str | int]) -> str:
     return text
 
 
+# libyaml's loader when PyYAML was built with it: config files are read at every start and in
+# most tests, and the pure-Python parser was a fifth of the fast test loop.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(path: Path) -> YamlDocument:
     """Parse ``path``, remembering the line of every key and list item; refuse duplicate keys."""
     try:
@@ -72,8 +77,8 @@ def read_yaml(path: Path) -> YamlDocument:
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError([ConfigProblem(path, None, f"cannot read the file: {error}")]) from None
     try:
-        node = yaml.compose(source, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(source)
+        node = yaml.compose(source, Loader=_LOADER)
+        data = yaml.load(source, Loader=_LOADER)  # noqa: S506 - a SafeLoader, C or Python
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else None

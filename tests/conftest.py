@@ -53,6 +53,40 @@ def pytest_configure(config: pytest.Config) -> None:
     get_settings.cache_clear()
 
 
+# --- markers: what a test needs, applied from where it lives and what it asks for ----------
+# A new test is marked without anyone thinking about it, so `make test-fast` (which leaves out
+# postgres, slow and browser) never picks up a test that starts processes or needs PostgreSQL.
+TESTS = Path(__file__).resolve().parent
+PROCESS_DIRECTORIES = {TESTS / "integration": ("slow",), TESTS / "e2e": ("slow", "browser")}
+POSTGRES_FIXTURES = {"postgres", "pg_url"}
+REDIS_FIXTURES = {"redis_url"}
+
+
+def marks_for(item: pytest.Item) -> set[str]:
+    """The markers ``item`` needs: by directory (real processes, Chromium) and by fixture
+    (``pg_url``, ``redis_url``, or the PostgreSQL half of the ``database_url`` parameters)."""
+    names = set(getattr(item, "fixturenames", ()))
+    marks: set[str] = set()
+    for directory, needs in PROCESS_DIRECTORIES.items():
+        if item.path.is_relative_to(directory):
+            marks.update(needs)
+    callspec = getattr(item, "callspec", None)
+    on_postgres = callspec is not None and callspec.params.get("database_url") == "postgresql"
+    if on_postgres or names & POSTGRES_FIXTURES:
+        marks.add("postgres")
+    if names & REDIS_FIXTURES:
+        marks.add("redis")
+    return marks
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these very markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        present = {mark.name for mark in item.iter_markers()}
+        for name in sorted(marks_for(item) - present):
+            item.add_marker(name)
+
+
 class PostgresDatabases:
     """Creates databases by cloning one migrated template (fast, and the schema is the
     migrations', never create_all's)."""

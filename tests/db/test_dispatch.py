@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from freezegun import freeze_time
 from sqlalchemy import select, update
 
-from nurture import audit, clock, consent, dispatch
+from nurture import audit, clock, consent, content, dispatch, gates, inbound
 from nurture.models import (
     AuditEvent,
     Channel,
@@ -107,6 +109,75 @@ def test_rule_8_a_stop_between_claim_and_send_stops_the_message(services: Servic
         sms = next(m for m in messages_of(session, lead_id) if m.channel is Channel.SMS)
         assert sms.status is MessageStatus.SKIPPED
         assert sms.last_error == "no sms optin consent"
+
+
+def test_rule_8_a_stop_after_the_gate_check_and_before_the_claim_stops_the_text(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real race: the gates passed (consent was still there), then the person texts STOP
+    while the worker renders, before its claim moves the row `queued` → `sending`. The STOP
+    lands exactly there, through the real inbound path, from another connection."""
+    sign_up(services)
+    with services.sessions() as session:
+        claimed = dispatch.claim_due(session, now=clock.utcnow(), limit=10)
+        session.commit()
+    sms = next(row for row in claimed if row.channel is Channel.SMS)
+
+    verdicts: list[gates.Verdict] = []
+    real_check = gates.check
+
+    def checking(*args: Any, **kwargs: Any) -> gates.Verdict:
+        verdicts.append(real_check(*args, **kwargs))
+        return verdicts[-1]
+
+    stops: list[str | BaseException] = []
+    real_render = content.render_record
+
+    def stop_from_another_connection() -> None:
+        try:
+            stops.append(text_stop(services, sms.id))
+        except BaseException as error:  # shown by the assertion below, not lost in the thread
+            stops.append(error)
+
+    sender = threading.get_ident()
+
+    def render_while_the_lead_texts_stop(*args: Any, **kwargs: Any) -> Any:
+        # Rendering runs after the gate check and before the claim, outside any transaction
+        # (see dispatch.send_message); the STOP commits from another thread and connection.
+        # Only the sender's render: the STOP's own reply renders through here too.
+        if verdicts and threading.get_ident() == sender and not stops:
+            stopping = threading.Thread(target=stop_from_another_connection)
+            stopping.start()
+            stopping.join(timeout=15)
+            assert stops, "the STOP could not commit: the sender holds a lock while rendering"
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(gates, "check", checking)
+    monkeypatch.setattr(content, "render_record", render_while_the_lead_texts_stop)
+    with services.sessions() as session:
+        outcome = dispatch.send_message(session, sms.id, services)
+
+    assert verdicts == [gates.Proceed()]  # the gates let it through: the STOP came after
+    assert outbox_files.texts(services.settings.resolved_outbox_dir) == []  # no text left
+    assert stops == ["cancelled"]  # the STOP came before the claim: it found the row queued
+    assert outcome is None
+    with services.sessions() as session:
+        text = session.get_one(Message, sms.id)
+        assert text.status is MessageStatus.CANCELLED
+        assert text.attempts == 0 and text.body is None  # never claimed, never written
+
+
+def text_stop(services: Services, message_id: int) -> str:
+    """The lead texts STOP (the inbound webhook's path); the text row's status afterwards."""
+    with services.sessions.begin() as session:
+        inbound.handle_inbound(
+            session,
+            {"MessageSid": "SM" + "5" * 32, "From": "+12085550123", "Body": "STOP"},
+            services,
+            now=clock.utcnow(),
+        )
+    with services.sessions() as session:
+        return session.get_one(Message, message_id).status.value
 
 
 def test_rule_2_marketing_needs_marketing_consent_not_just_care(services: Services) -> None:
