@@ -157,28 +157,13 @@ def _settle(
         error_code=code,
         **values,
     )
-    if moved != 1:
-        if not keep_staged:
-            session.rollback()
-        if attempt is not None:
-            delivery.settle_attempt(
-                session,
-                None,
-                message_id=message_id,
-                number=number,
-                outcome=status,
-                provider_id=values.get("provider_id"),
-                started_at=attempt.started_at,
-                services=attempt.services,
-                now=now,
-            )
-        if keep_staged or attempt is not None:
-            session.commit()
-        return False
+    if moved != 1 and not keep_staged:
+        session.rollback()
     if attempt is not None:
+        # The attempt is recorded either way; only a row that moved has its reports applied.
         delivery.settle_attempt(
             session,
-            message,
+            message if moved == 1 else None,
             message_id=message_id,
             number=number,
             outcome=status,
@@ -187,6 +172,10 @@ def _settle(
             services=attempt.services,
             now=now,
         )
+    if moved != 1:
+        if keep_staged or attempt is not None:
+            session.commit()
+        return False
     details: dict[str, Any] = {
         "channel": message.channel.value,
         "sequence": message.sequence_key,
