@@ -486,23 +486,6 @@ def settle_unknown(
     return message
 
 
-def unknown_sms(
-    session: Session, *, older_than: timedelta, now: datetime, limit: int = 100
-) -> list[Message]:
-    return list(
-        session.scalars(
-            select(Message)
-            .where(
-                Message.status == MessageStatus.UNKNOWN,
-                Message.channel == Channel.SMS,
-                Message.status_at < now - older_than,
-            )
-            .order_by(Message.status_at)
-            .limit(limit)
-        )
-    )
-
-
 def purge_bodies(session: Session, *, older_than: timedelta, actor: str, now: datetime) -> int:
     """Minimum necessary: forget what old messages said, keep that and when they were sent."""
     result = session.execute(
