@@ -72,6 +72,14 @@ def check_consult_at(event: LifecycleEvent, consult_at: datetime | None, now: da
             raise EventError("consult_at", f"{consult_at.isoformat()} is in the past")
 
 
+def lock_lead(session: Session, lead: Lead) -> None:
+    """Hold the lead's row until the transaction ends and read it again as it is now.
+
+    PostgreSQL: SELECT … FOR UPDATE; SQLite: writers are already serialised by BEGIN IMMEDIATE."""
+    session.execute(select(Lead.id).where(Lead.id == lead.id).with_for_update())
+    session.refresh(lead)
+
+
 def apply_event(
     session: Session,
     lead: Lead,
@@ -84,7 +92,12 @@ def apply_event(
     actor: str,
     idempotency_key: str | None = None,
 ) -> EventResult:
-    """Apply one lifecycle event to a lead; raises EventError for input that cannot apply."""
+    """Apply one lifecycle event to a lead; raises EventError for input that cannot apply.
+
+    The lead is locked here, whoever calls (API, staff page, CLI, a booking webhook): two
+    events for one person, e.g. a reschedule racing a cancel, apply one after the other, each
+    seeing what the other did."""
+    lock_lead(session, lead)
     check_consult_at(event, consult_at, now)
     consult_at = clock.ensure_utc(consult_at) if consult_at is not None else None
     if _is_repeat(session, lead, event, consult_at, idempotency_key):

@@ -254,7 +254,7 @@ async def post_event(lead_id: uuid.UUID, request: Request, services: ServicesDep
 
     def apply() -> EventResult | None:
         with services.sessions.begin() as session:
-            lead = session.get(Lead, lead_id, with_for_update=True)
+            lead = session.get(Lead, lead_id)  # apply_event locks it
             if lead is None:
                 return None
             return apply_event(

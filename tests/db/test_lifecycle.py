@@ -420,3 +420,41 @@ def test_completed_enrolments_are_closed_and_reminders_stay_open(services: Servi
         "consult-nurture": EnrollmentStatus.EXITED,
         "consult-reminders": EnrollmentStatus.ACTIVE,
     }
+
+
+def test_an_event_applies_to_the_lead_as_it_is_now_not_as_the_caller_loaded_it(
+    services: Services,
+) -> None:
+    """Issue 11 §3: apply_event locks and re-reads the lead itself, so every caller (API, staff
+    page, CLI, booking webhooks) gets the same rule. Here a caller loaded the lead, then a
+    booking landed from elsewhere, then the caller's reschedule applies on top of it."""
+    booked_at, moved_to = at("2026-03-12 17:30:00"), at("2026-03-13 17:30:00")
+    lead_id = sign_up(services)
+    with services.sessions() as slow_caller:
+        stale = slow_caller.get_one(Lead, lead_id)
+        slow_caller.commit()  # the caller keeps its copy (expire_on_commit=False)
+        assert stale.stage is LeadStage.SIGNED_UP
+        assert event(services, lead_id, LifecycleEvent.CONSULT_BOOKED, booked_at)
+        result = apply_event(
+            slow_caller,
+            stale,
+            LifecycleEvent.CONSULT_RESCHEDULED,
+            consult_at=moved_to,
+            catalog=services.catalog,
+            clinic_zone=services.clinic.zone,
+            now=clock.utcnow(),
+            actor="test",
+        )
+        slow_caller.commit()
+    assert result.changed and result.consult_at == moved_to
+    with services.sessions() as session:
+        lead = session.get_one(Lead, lead_id)
+        assert lead.stage is LeadStage.BOOKED
+        assert lead.consult_version == 2  # booked, then moved: the booking was not lost
+        pending = [
+            m
+            for m in messages_of(session, lead_id)
+            if m.sequence_key == "consult-reminders" and m.status is MessageStatus.SCHEDULED
+        ]
+        assert pending and all(m.due_at < moved_to for m in pending)
+        assert all(m.not_after in (None, moved_to) for m in pending)
