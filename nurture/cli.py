@@ -440,12 +440,10 @@ def ops_status(as_json: bool) -> None:
 
     services = _ops_services()
     try:
-        with services.sessions() as session:
+        queues = services.broker.depths()
+        with services.read_sessions() as session:
             snapshot = operations.status(
-                session,
-                catalog=services.catalog,
-                broker_url=services.settings.resolved_broker_url,
-                now=clock.utcnow(),
+                session, catalog=services.catalog, queues=queues, now=clock.utcnow()
             )
     finally:
         services.close()

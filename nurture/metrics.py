@@ -96,7 +96,7 @@ class StateCollector(Collector):
         depths = GaugeMetricFamily(
             "nurture_queue_depth", "Tasks waiting in each Celery queue", labels=["queue"]
         )
-        for queue, depth in ops.queue_depths(self.services.settings.resolved_broker_url).items():
+        for queue, depth in self.services.broker.depths().items():
             if depth is not None:
                 depths.add_metric([queue], depth)
         yield depths

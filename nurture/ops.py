@@ -14,21 +14,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import redis
 from sqlalchemy import (
     Connection,
     Engine,
     and_,
-    create_engine,
     func,
-    inspect,
     not_,
     or_,
     select,
     text,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from nurture import audit, db, message_states, pauses
@@ -46,12 +42,9 @@ from nurture.models import (
 )
 from nurture.sequences import Catalog
 
-QUEUES = ("dispatch", "email", "sms")
 HEARTBEAT_EVERY = timedelta(seconds=15)
 ALIVE_WITHIN = timedelta(seconds=45)
 LATENESS_SAMPLE = 10_000
-# Celery's Redis transport keeps priority sub-queues next to the plain list.
-REDIS_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
 
 class OpsError(ValueError):
@@ -59,43 +52,6 @@ class OpsError(ValueError):
 
 
 # --- seeing -------------------------------------------------------------------------------
-
-
-def queue_depths(broker_url: str) -> dict[str, int | None]:
-    """Messages waiting in each Celery queue, read from the broker; None: cannot be read."""
-    try:
-        if broker_url.startswith(("redis://", "rediss://")):
-            client = redis.Redis.from_url(broker_url, socket_timeout=2, socket_connect_timeout=2)
-            try:
-                return {
-                    q: sum(int(client.llen(q + s)) for s in REDIS_PRIORITY_SUFFIXES) for q in QUEUES
-                }
-            finally:
-                client.close()
-        if broker_url.startswith("sqla+"):
-            engine = create_engine(broker_url.removeprefix("sqla+"))
-            try:
-                with engine.connect() as connection:
-                    if not inspect(connection).has_table("kombu_queue"):
-                        return dict.fromkeys(QUEUES, 0)  # no worker has started yet: empty
-                    rows = connection.execute(
-                        text(
-                            "SELECT q.name, count(m.id) FROM kombu_queue q "
-                            "LEFT JOIN kombu_message m ON m.queue_id = q.id AND m.visible = 1 "
-                            "GROUP BY q.name"
-                        )
-                    ).all()
-            finally:
-                engine.dispose()
-            found = {str(name): int(count) for name, count in rows}
-            return {q: found.get(q, 0) for q in QUEUES}
-    except (redis.RedisError, SQLAlchemyError, OSError):
-        return dict.fromkeys(QUEUES)
-    return dict.fromkeys(QUEUES)
-
-
-def broker_reachable(broker_url: str) -> bool:
-    return all(depth is not None for depth in queue_depths(broker_url).values())
 
 
 def record_heartbeat(
@@ -171,8 +127,13 @@ class Status:
         return asdict(self)
 
 
-def status(session: Session, *, catalog: Catalog, broker_url: str, now: datetime) -> Status:
-    """Everything the ops console and `nurture ops status` show, in one read."""
+def status(
+    session: Session, *, catalog: Catalog, queues: dict[str, int | None], now: datetime
+) -> Status:
+    """Everything the ops console and `nurture ops status` show, in one read.
+
+    ``queues`` are the broker's depths (nurture.broker), read by the caller before the
+    session opens: no network call inside the transaction."""
     counts: dict[str, dict[str, int]] = {
         s.value: {c.value: 0 for c in Channel} for s in MessageStatus
     }
@@ -238,7 +199,7 @@ def status(session: Session, *, catalog: Catalog, broker_url: str, now: datetime
     )
     return Status(
         at=now,
-        queues=queue_depths(broker_url),
+        queues=queues,
         workers=[
             {
                 "hostname": w.hostname,

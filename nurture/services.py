@@ -12,6 +12,7 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from nurture.broker import BrokerGauge
 from nurture.clinic import Clinic, Disclosures, load_clinic, load_disclosures
 from nurture.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from nurture.policy import Policy, load_policy
@@ -55,6 +56,11 @@ class Services:
         return self.sms_override or build_sms_transport(self.settings)
 
     @cached_property
+    def broker(self) -> BrokerGauge:
+        """Queue depths for /readyz, /metrics and the ops console: one connection per process."""
+        return BrokerGauge(self.settings.resolved_broker_url)
+
+    @cached_property
     def throttle(self) -> SenderThrottle | None:
         """The shared per-sender token bucket; only for real texts over a Redis broker."""
         broker = self.settings.resolved_broker_url
@@ -81,7 +87,7 @@ class Services:
 
     def close(self) -> None:
         # Transports built on first use may hold connections (SMTP keeps one open).
-        for name in ("email", "sms", "throttle"):
+        for name in ("email", "sms", "throttle", "broker"):
             transport = self.__dict__.get(name)
             closer = getattr(transport, "close", None)
             if callable(closer):

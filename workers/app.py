@@ -14,10 +14,10 @@ from celery.signals import after_setup_logger, after_setup_task_logger
 from kombu import Queue
 
 import workers.metrics_dir  # noqa: F401 - before anything imports prometheus_client
+from nurture.broker import QUEUES
 from nurture.logs import make_formatter, mask_handlers
 from nurture.settings import Settings, get_settings
 
-QUEUES = ("dispatch", "email", "sms")
 BROKER_PURGE_INTERVAL = 600.0
 # A send renders (within its render budget, seconds) and calls a provider (whose client has
 # its own timeouts); a minute is far beyond both. The hard limit stays well below the reaper's

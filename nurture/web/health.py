@@ -13,7 +13,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nurture.metrics import exposition
 from nurture.migrations import current_revision, head_revision
-from nurture.ops import broker_reachable
 from nurture.web.deps import ServicesDep
 
 router = APIRouter()
@@ -37,7 +36,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
         checks["migrations"] = {"ok": current == head, "current": current, "head": head}
     except SQLAlchemyError as error:
         checks["database"] = {"ok": False, "error": type(error).__name__}
-    checks["broker"] = {"ok": broker_reachable(services.settings.resolved_broker_url)}
+    checks["broker"] = {"ok": services.broker.reachable()}
     ready = all(check["ok"] for check in checks.values()) and "migrations" in checks
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},

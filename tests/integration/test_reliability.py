@@ -31,7 +31,7 @@ from nurture.models import (
 )
 from nurture.services import Services, build_services
 from nurture.settings import Settings
-from tests.conftest import REDIS_URL, REPO
+from tests.conftest import REPO
 from tests.support.daytime import zone_where_it_is_daytime
 from tests.support.events import LogMark
 from tests.support.factories import sign_up
@@ -270,7 +270,7 @@ def test_provider_errors_and_timeouts_are_retried_then_sent_and_visible_to_ops(
     def retrying_seen() -> bool:
         with services.sessions() as session:
             status = operations.status(
-                session, catalog=services.catalog, broker_url=REDIS_URL, now=clock.utcnow()
+                session, catalog=services.catalog, queues={}, now=clock.utcnow()
             )
         return status.retrying_by_code.get("http-500", 0) == 1
 
@@ -315,7 +315,7 @@ def test_an_smtp_outage_is_retried_until_the_server_returns(
     def retrying() -> bool:
         with services.sessions() as session:
             status = operations.status(
-                session, catalog=services.catalog, broker_url=REDIS_URL, now=clock.utcnow()
+                session, catalog=services.catalog, queues={}, now=clock.utcnow()
             )
         return status.retrying_by_code.get("smtp-io", 0) == 3
 

@@ -84,13 +84,9 @@ def _relative(value: datetime | str | None, now: datetime) -> str:
 
 
 def _snapshot(services: Services, now: datetime) -> ops.Status:
+    queues = services.broker.depths()
     with services.read_sessions() as session:
-        return ops.status(
-            session,
-            catalog=services.catalog,
-            broker_url=services.settings.resolved_broker_url,
-            now=now,
-        )
+        return ops.status(session, catalog=services.catalog, queues=queues, now=now)
 
 
 def _count_text(request: Request) -> str:
