@@ -256,6 +256,8 @@ def check_at_claim(
     (PostgreSQL; on SQLite the claim's BEGIN IMMEDIATE already serialises writers) and counting
     again makes the caps hold however many workers run: the second claim sees the first's
     `sending` row."""
+    if schedule_for_lead(policy, lead, message.channel, message.purpose).cap_per_24h is None:
+        return Proceed()  # no cap another worker's send could have used up: no lock, no query
     session.execute(select(Lead.id).where(Lead.id == lead.id).with_for_update())
     return _timing(session, message, lead, policy=policy, clinic_zone=clinic_zone, now=now)
 
