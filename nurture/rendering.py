@@ -47,6 +47,7 @@ class RenderError(Exception):
 BUDGET_EXCEEDED = "render budget exceeded"
 # CommonMark lets a backslash escape any ASCII punctuation, and only those have a meaning.
 MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 class TrustedText(str):
@@ -299,8 +300,9 @@ class Renderer:
             name,
             {**variables, "clinic": _trusted(context.clinic), "links": _trusted(context.links)},
         ).strip()
-        # The text part is read as it is, so it shows what the lead typed, without backslashes.
-        plain = _run(self._text.get(padded, name), name, variables).strip()
+        # The text part is read as it is: the same Markdown without its backslash escapes shows
+        # what the lead typed (and what the HTML shows), at no second render.
+        plain = MARKDOWN_ESCAPE.sub(r"\1", markdown)
         page = {**variables, "subject": subject, "preheader": " ".join(preheader.split())}
         html = _run(
             self._html.get(layouts.html, "layouts/email.html.j2"),
