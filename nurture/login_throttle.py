@@ -20,13 +20,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse, storage, strategies
 from limits.errors import StorageError
 
 from nurture.leads import normalize_email
+from nurture.ratelimit import retry_after
 
 # Defaults; candidates for settings (NURTURE_LOGIN_PER_PAIR, ..._PER_ADDRESS, ..._PER_CLIENT).
 PER_PAIR = "5 per 15 minutes"
@@ -113,10 +113,7 @@ def _attempt(
         full = [(item, keys) for item, keys in windows if not limiter.hit(item, *keys)]
     if not full:
         return None
-    seconds = (
-        limiter.get_window_stats(item, *keys).reset_time - time.time() for item, keys in full
-    )
-    return Throttled(max(1, math.ceil(max(seconds))))
+    return Throttled(max(retry_after(limiter, item, *keys) for item, keys in full))
 
 
 def address_key(email: str) -> str:

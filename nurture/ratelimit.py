@@ -28,14 +28,19 @@ class SignupLimiter:
     def _hit(self, item: RateLimitItem, kind: str, key: str) -> Limited | None:
         if self._limiter.hit(item, "nurture-signup", kind, key):
             return None
-        reset = self._limiter.get_window_stats(item, "nurture-signup", kind, key).reset_time
-        return Limited(kind, max(1, math.ceil(reset - time.time())))
+        return Limited(kind, retry_after(self._limiter, item, "nurture-signup", kind, key))
 
     def check_ip(self, ip: str | None) -> Limited | None:
         return self._hit(self._per_ip, "ip", ip or "unknown")
 
     def check_phone(self, phone: str | None) -> Limited | None:
         return self._hit(self._per_phone, "phone", phone) if phone else None
+
+
+def retry_after(limiter: strategies.RateLimiter, item: RateLimitItem, *keys: str) -> int:
+    """Whole seconds until the full window ``keys`` has room again (at least 1, for Retry-After)."""
+    reset = limiter.get_window_stats(item, *keys).reset_time
+    return max(1, math.ceil(reset - time.time()))
 
 
 def storage_uri_for(broker_url: str) -> str:
