@@ -41,11 +41,7 @@ def twilio_services(
 ) -> Iterator[tuple[Services, Meanwhile]]:
     built = build_services(
         make_settings(
-            sms_backend="twilio",
-            twilio_account_sid=twilio.account_sid,
-            twilio_auth_token=twilio.auth_token,
-            twilio_from="+12085550100",
-            twilio_api_url=twilio.url,
+            **twilio.settings(),
         )
     )
     meanwhile = Meanwhile(build_sms_transport(built.settings))

@@ -20,11 +20,7 @@ from tests.support.twilio_standin import TwilioStandIn
 def services(make_settings: SettingsFactory, twilio: TwilioStandIn) -> Iterator[Services]:
     built = build_services(
         make_settings(
-            sms_backend="twilio",
-            twilio_account_sid=twilio.account_sid,
-            twilio_auth_token=twilio.auth_token,
-            twilio_from="+12085550100",
-            twilio_api_url=twilio.url,
+            **twilio.settings(),
         )
     )
     yield built
@@ -103,11 +99,7 @@ def test_a_read_timeout_is_unknown_never_resent(
 ) -> None:
     services = build_services(
         make_settings(
-            sms_backend="twilio",
-            twilio_account_sid=twilio.account_sid,
-            twilio_auth_token=twilio.auth_token,
-            twilio_from="+12085550100",
-            twilio_api_url=twilio.url,
+            **twilio.settings(),
             twilio_timeout=0.3,
         )
     )
@@ -160,11 +152,7 @@ def test_texts_leave_one_sender_at_its_rate_without_being_requeued_over_and_over
     redis_client.Redis.from_url(REDIS_URL).delete("nurture:throttle:+12085550100")
     services = build_services(
         make_settings(
-            sms_backend="twilio",
-            twilio_account_sid=twilio.account_sid,
-            twilio_auth_token=twilio.auth_token,
-            twilio_from="+12085550100",
-            twilio_api_url=twilio.url,
+            **twilio.settings(),
             broker_url=REDIS_URL,
             sms_per_second=4,
         )

@@ -12,26 +12,16 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from tests.integration.conftest import app_env
 from tests.support import outbox_files
 from tests.support.daytime import zone_where_it_is_daytime
-from tests.support.processes import Process, free_port, python_argv, wait_until
+from tests.support.processes import wait_until
+from tests.support.stack import start_embedded_run
 
 
 def test_nurture_run_delivers_a_form_signup_to_the_outbox(tmp_path: Path, log_dir: Path) -> None:
-    port = free_port()
     var = tmp_path / "var"
-    env = app_env(NURTURE_VAR_DIR=str(var), NURTURE_DISPATCH_INTERVAL="1")
-    run = Process(
-        "run",
-        python_argv("-m", "nurture", "run", "--port", str(port)),
-        env=env,
-        log_dir=log_dir,
-        new_session=True,
-    )
+    run, url = start_embedded_run(var, log_dir, dispatch_interval=1)
     try:
-        run.wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
-        run.wait_for_output(r"ready\.", timeout=60)
         celery = [p for p in _group(run.popen.pid) if b"celery" in (p / "cmdline").read_bytes()]
         assert len(celery) == 3, "the worker and its two prefork children; beat is a thread"
         assert (var / "nurture.sqlite3").is_file()
@@ -41,10 +31,10 @@ def test_nurture_run_delivers_a_form_signup_to_the_outbox(tmp_path: Path, log_di
         assert "pydantic_core" not in (supervisor / "maps").read_text()
         assert _pss_mib(supervisor) < 40, "about a bare Python's 10 MB, not the app's 170"
 
-        form = httpx.get(f"http://127.0.0.1:{port}/consult", timeout=5)
+        form = httpx.get(f"{url}/consult", timeout=5)
         assert form.status_code == 200 and "sms_marketing" in form.text
         response = httpx.post(
-            f"http://127.0.0.1:{port}/consult",
+            f"{url}/consult",
             data={
                 "first_name": "Eli",
                 "email": "eli@example.com",

@@ -25,11 +25,10 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.integration.conftest import app_env
 from tests.support import outbox_files
 from tests.support.daytime import zone_where_it_is_daytime
-from tests.support.processes import Process, free_port, python_argv, wait_until
-from tests.support.stack import Stack
+from tests.support.processes import Process, wait_until
+from tests.support.stack import Stack, start_embedded_run
 
 REQUESTS = 200
 CONCURRENCY = 20
@@ -71,20 +70,10 @@ class Outcome:
 
 
 def _embedded(tmp_path: Path, log_dir: Path) -> Iterator[Running]:
-    port = free_port()
     var = tmp_path / "var"
-    env = app_env(NURTURE_VAR_DIR=str(var), NURTURE_DISPATCH_INTERVAL="0.5")
-    run = Process(
-        "run",
-        python_argv("-m", "nurture", "run", "--port", str(port)),
-        env=env,
-        log_dir=log_dir,
-        new_session=True,
-    )
+    run, url = start_embedded_run(var, log_dir, dispatch_interval=0.5)
     try:
-        run.wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
-        run.wait_for_output(r"ready\.", timeout=60)
-        yield Running(f"http://127.0.0.1:{port}", var / "outbox", [run])
+        yield Running(url, var / "outbox", [run])
     finally:
         run.stop(timeout=40)
 

@@ -95,3 +95,28 @@ class Stack:
         for process in reversed(self.processes):
             if process.popen.poll() is None:
                 process.stop()
+
+
+def start_embedded_run(
+    var_dir: Path, log_dir: Path, *, dispatch_interval: float
+) -> tuple[Process, str]:
+    """`nurture run` on the embedded default (SQLite, files), answering, its worker ready; and
+    its URL. The caller stops it (Ctrl-C is SIGINT to its process group)."""
+    from tests.integration.conftest import app_env
+
+    port = free_port()
+    run = Process(
+        "run",
+        python_argv("-m", "nurture", "run", "--port", str(port)),
+        env=app_env(NURTURE_VAR_DIR=str(var_dir), NURTURE_DISPATCH_INTERVAL=str(dispatch_interval)),
+        log_dir=log_dir,
+        new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        run.wait_for_http(f"{url}/healthz", timeout=60)
+        run.wait_for_output(r"ready\.", timeout=60)
+    except BaseException:
+        run.stop(timeout=40)
+        raise
+    return run, url

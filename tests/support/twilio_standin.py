@@ -394,6 +394,16 @@ class TwilioStandIn:
                     return candidate
         raise KeyError(f"no message {sid} at the Twilio stand-in")
 
+    def settings(self) -> dict[str, Any]:
+        """Settings overrides that send texts through the official SDK to this stand-in."""
+        return {
+            "sms_backend": "twilio",
+            "twilio_account_sid": self.account_sid,
+            "twilio_auth_token": self.auth_token,
+            "twilio_from": "+12085550100",
+            "twilio_api_url": self.url,
+        }
+
     def wait_for(self, count: int, timeout: float = 10.0) -> list[SentMessage]:
         """Block until at least ``count`` messages were accepted, then return all of them.
 
