@@ -294,15 +294,9 @@ def send_message(session: Session, message_id: int, services: Services) -> Messa
         )
         return MessageStatus.FAILED if done else None
     # The caps again, in the claiming transaction and under a per-lead lock: another worker may
-    # have started a text to this lead while this one rendered (hence the clock read again).
-    claimed_at = clock.utcnow()
-    verdict = gates.check_at_claim(
-        session,
-        message,
-        lead,
-        policy=services.policy,
-        clinic_zone=services.clinic.zone,
-        now=claimed_at,
+    # have started a text to this lead while this one rendered.
+    verdict, claimed_at = gates.check_at_claim(
+        session, message, lead, policy=services.policy, clinic_zone=services.clinic.zone
     )
     if not isinstance(verdict, gates.Proceed):
         return _not_now(session, message, verdict, now=claimed_at)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from nurture import conditions, consent, pauses, windows
+from nurture import clock, conditions, consent, pauses, windows
 from nurture.models import (
     Channel,
     Enrollment,
@@ -247,19 +247,21 @@ def check_at_claim(
     *,
     policy: Policy,
     clinic_zone: ZoneInfo,
-    now: datetime,
-) -> Verdict:
-    """The timing gates again, in the transaction that claims the row, under a per-lead lock.
+) -> tuple[Verdict, datetime]:
+    """The timing gates again, in the transaction that claims the row, under a per-lead lock;
+    with the instant they were checked at.
 
     Between :func:`check` and the claim the template renders outside any transaction, so
     another worker may have started a text to the same lead meanwhile. Locking the lead row
     (PostgreSQL; on SQLite the claim's BEGIN IMMEDIATE already serialises writers) and counting
     again makes the caps hold however many workers run: the second claim sees the first's
-    `sending` row."""
+    `sending` row. The clock is read after the lock is held: a send the other worker settled
+    while this one waited is not in this one's future."""
     if schedule_for_lead(policy, lead, message.channel, message.purpose).cap_per_24h is None:
-        return Proceed()  # no cap another worker's send could have used up: no lock, no query
+        return Proceed(), clock.utcnow()  # no cap another send could have used up: no lock
     session.execute(select(Lead.id).where(Lead.id == lead.id).with_for_update())
-    return _timing(session, message, lead, policy=policy, clinic_zone=clinic_zone, now=now)
+    now = clock.utcnow()
+    return _timing(session, message, lead, policy=policy, clinic_zone=clinic_zone, now=now), now
 
 
 def schedule_for_lead(
