@@ -9,7 +9,7 @@ import time
 import redis
 from celery import Celery
 
-from nurture.settings import Settings
+from nurture.config.settings import Settings
 from workers.app import celery_config
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")

@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import text
 
 from bench.harness import environment, explain
-from nurture import clock, dispatch
+from nurture import clock
+from nurture.outbox import dispatch
 
 FILL = """
 INSERT INTO messages (lead_id, step_key, channel, purpose, template_key, anchor, anchor_version,

@@ -21,9 +21,9 @@ import redis
 from sqlalchemy import func, insert, select, text
 
 from nurture import clock
-from nurture.models import Channel, ConsentEvent, Lead, Message, MessageStatus, Purpose
-from nurture.services import Services, build_services
-from nurture.settings import Settings
+from nurture.config.settings import Settings
+from nurture.db.models import Channel, ConsentEvent, Lead, Message, MessageStatus, Purpose
+from nurture.runtime import Services, build_services
 from tests.conftest import PG_ADMIN_URL, REPO, PostgresDatabases
 from tests.support.daytime import zone_where_it_is_daytime
 from tests.support.smtp_server import SmtpServer

@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.harness import environment, insert_due_messages, lateness, wait_drained
 from nurture import clock
-from nurture.settings import Settings
+from nurture.config.settings import Settings
 
 
 def run(rate: int = 20, seconds: int = 120) -> dict[str, Any]:

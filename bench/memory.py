@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from bench.harness import environment, insert_due_messages, rss_of_children
 from nurture import clock
-from nurture.models import Message
+from nurture.db.models import Message
 
 
 def sent(env: Any) -> int:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 
 if TYPE_CHECKING:
-    from nurture.models import Channel
-    from nurture.services import Services
-    from nurture.settings import Settings
+    from nurture.config.settings import Settings
+    from nurture.db.models import Channel
+    from nurture.runtime import Services
 
 # Each command imports what it needs: `nurture run` stays a bare Python that only watches its
 # children, and no command pays for the whole application unless it uses it.
@@ -31,7 +31,7 @@ class UsageProblem(click.ClickException):
 def settings_or_exit() -> Settings:
     from pydantic import ValidationError
 
-    from nurture.settings import get_settings
+    from nurture.config.settings import get_settings
 
     try:
         return get_settings()
@@ -48,8 +48,8 @@ def settings_or_exit() -> Settings:
 
 
 def services_or_exit(settings: Settings) -> Services:
-    from nurture.services import build_services
-    from nurture.yamlconf import ConfigError
+    from nurture.config.yamlconf import ConfigError
+    from nurture.runtime import build_services
 
     try:
         return build_services(settings)
@@ -70,8 +70,8 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration, then import changed template files (templates sync)."""
-    from nurture import migrations
-    from nurture.logs import configure_logging
+    from nurture.config.logs import configure_logging
+    from nurture.db import migrations
 
     settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
@@ -81,8 +81,9 @@ def db_upgrade() -> None:
 
 
 def _sync_templates(settings: Settings, *, force: bool, quiet: bool) -> None:
-    from nurture import clock, template_store
-    from nurture.studio import lint_source
+    from nurture import clock
+    from nurture.content import template_store
+    from nurture.preview.drafts import lint_source
 
     services = services_or_exit(settings)
 
@@ -114,7 +115,7 @@ def serve(host: str, port: int) -> None:
     """Serve the web app (API, forms, webhooks, staff pages)."""
     import uvicorn
 
-    from nurture.logs import configure_logging
+    from nurture.config.logs import configure_logging
     from nurture.web import create_app
 
     settings = settings_or_exit()
@@ -151,8 +152,8 @@ def run(host: str, port: int, concurrency: int) -> None:
 @click.option("--plan", "plan_path", required=True, type=click.Path(path_type=Path))
 def prepare_run(host: str, port: int, concurrency: int, plan_path: Path) -> None:
     """`nurture run`'s first child: check, migrate, sync, and write down what to start."""
-    from nurture import migrations
-    from nurture.logs import configure_logging
+    from nurture.config.logs import configure_logging
+    from nurture.db import migrations
     from nurture.supervisor import Plan
 
     settings = settings_or_exit()
@@ -237,8 +238,8 @@ def sequences_simulate(
 ) -> None:
     """Print the timeline KEY would give a lead: sends nothing, stores nothing."""
     from nurture import clock
-    from nurture.simulation import format_timeline, load_sample_lead, simulate
-    from nurture.yamlconf import ConfigError
+    from nurture.config.yamlconf import ConfigError
+    from nurture.preview.simulation import format_timeline, load_sample_lead, simulate
 
     def instant(name: str, value: str | None) -> datetime | None:
         if value is None:
@@ -288,7 +289,7 @@ def templates_sync(force: bool) -> None:
 
 
 def _template_key(value: str) -> tuple[Channel, str]:
-    from nurture.models import Channel
+    from nurture.db.models import Channel
 
     channel, _, key = value.partition("/")
     try:
@@ -301,7 +302,7 @@ def _template_key(value: str) -> tuple[Channel, str]:
 @click.argument("names", nargs=-1, metavar="[CHANNEL/KEY]...")
 def templates_lint(names: tuple[str, ...]) -> None:
     """Check templates (all, or the ones named); exit 2 when any has an error."""
-    from nurture.studio import lint_current
+    from nurture.preview.drafts import lint_current
 
     services = services_or_exit(settings_or_exit())
     try:
@@ -334,10 +335,10 @@ def templates_lint(names: tuple[str, ...]) -> None:
 def templates_preview(name: str, lead_file: Path | None, version: int | None) -> None:
     """Render a template for a sample lead and print it (text part for e-mail)."""
     from nurture import clock
-    from nurture.rendering import RenderError
-    from nurture.simulation import load_sample_lead
-    from nurture.studio import preview, source_of
-    from nurture.yamlconf import ConfigError
+    from nurture.config.yamlconf import ConfigError
+    from nurture.content.rendering import RenderError
+    from nurture.preview.drafts import preview, source_of
+    from nurture.preview.simulation import load_sample_lead
 
     channel, key = _template_key(name)
     services = services_or_exit(settings_or_exit())
@@ -367,7 +368,7 @@ def templates_preview(name: str, lead_file: Path | None, version: int | None) ->
 @click.option("--version", "version", type=int, required=True)
 def templates_publish(name: str, version: int) -> None:
     """Publish a version (a draft, or an older one to roll back); refused on lint errors."""
-    from nurture.studio import PublishRefusedError, publish_version
+    from nurture.preview.drafts import PublishRefusedError, publish_version
 
     channel, key = _template_key(name)
     services = services_or_exit(settings_or_exit())
@@ -649,8 +650,8 @@ def consent() -> None:
 )
 def consent_export(lead: str, fmt: str) -> None:
     """Print every consent event of LEAD (its id, e-mail or phone), for an audit or a dispute."""
-    from nurture.consent_export import export
-    from nurture.leads import find_lead
+    from nurture.leads.consent_export import export
+    from nurture.leads.intake import find_lead
 
     settings = settings_or_exit()
     services = services_or_exit(settings)
@@ -679,8 +680,8 @@ def leads_event(lead: str, event_type: str, at: str | None) -> None:
     """Record a lifecycle event (consult_booked, consult_rescheduled, consult_cancelled,
     consult_completed, no_show) for LEAD (its id, e-mail or phone)."""
     from nurture import clock
-    from nurture.leads import find_lead
-    from nurture.lifecycle import EventError, apply_event, parse_event_type
+    from nurture.leads.intake import find_lead
+    from nurture.leads.lifecycle import EventError, apply_event, parse_event_type
 
     try:
         event = parse_event_type(event_type)

@@ -1,6 +1,6 @@
 """`nurture run`: web, worker and beat as child processes of one command, in one process group.
 
-The supervisor is a bare Python (this module and nurture.logs import only the standard
+The supervisor is a bare Python (this module and nurture.config.logs import only the standard
 library): a first child, ``nurture prepare-run``, reads the settings, migrates, syncs the
 templates and writes down the plan: each child's argv and the environment they share. The
 supervisor then only starts and watches them, so the parent of everything costs ~10 MB
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from nurture.logs import configure_logging
+from nurture.config.logs import configure_logging
 
 log = logging.getLogger(__name__)
 

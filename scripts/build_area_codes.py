@@ -1,4 +1,4 @@
-"""Build nurture/area_codes.py, the table of which US states each NANP area code serves.
+"""Build nurture/program/area_codes.py, the table of which US states each NANP area code serves.
 
     .venv/bin/python -m scripts.build_area_codes
 

@@ -33,9 +33,9 @@ import fastapi.testclient  # noqa: E402, F401
 import pydantic.v1  # noqa: E402, F401
 
 import nurture.web  # noqa: E402, F401
-from nurture import migrations  # noqa: E402
-from nurture.services import Services, build_services  # noqa: E402
-from nurture.settings import Settings  # noqa: E402
+from nurture.config.settings import Settings  # noqa: E402
+from nurture.db import migrations  # noqa: E402
+from nurture.runtime import Services, build_services  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get(
@@ -48,7 +48,7 @@ _counter = itertools.count()
 
 def pytest_configure(config: pytest.Config) -> None:
     # Settings are cached per process; tests build their own and must never see a stale one.
-    from nurture.settings import get_settings
+    from nurture.config.settings import get_settings
 
     get_settings.cache_clear()
 

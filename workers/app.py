@@ -15,8 +15,8 @@ from kombu import Queue
 
 import workers.metrics_dir  # noqa: F401 - before anything imports prometheus_client
 from nurture.broker import QUEUES
-from nurture.logs import make_formatter, mask_handlers
-from nurture.settings import Settings, get_settings
+from nurture.config.logs import make_formatter, mask_handlers
+from nurture.config.settings import Settings, get_settings
 
 BROKER_PURGE_INTERVAL = 600.0
 # A send renders (within its render budget, seconds) and calls a provider (whose client has

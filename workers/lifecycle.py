@@ -13,8 +13,8 @@ from typing import Any
 from celery.signals import worker_init, worker_ready, worker_shutdown
 
 from nurture import clock, ops
+from nurture.config.settings import get_settings
 from nurture.db import session_scope
-from nurture.settings import get_settings
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()

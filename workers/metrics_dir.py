@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from nurture.settings import get_settings
+from nurture.config.settings import get_settings
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     directory = get_settings().var_dir / "metrics" / f"worker-{os.getpid()}"

@@ -9,12 +9,13 @@ from functools import cache
 from celery import Task
 from sqlalchemy import text
 
-from nurture import clock, dispatch, ops, planner
+from nurture import clock, ops
+from nurture.config.logs import configure_logging
+from nurture.config.settings import get_settings
 from nurture.db import session_scope
-from nurture.dispatch import Claimed
-from nurture.logs import configure_logging
-from nurture.services import Services, build_services
-from nurture.settings import get_settings
+from nurture.outbox import dispatch, planner
+from nurture.outbox.dispatch import Claimed
+from nurture.runtime import Services, build_services
 from workers.app import app
 
 log = logging.getLogger(__name__)

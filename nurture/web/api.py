@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from nurture import clock, consent
-from nurture.leads import (
+from nurture.db.models import ConsentSource, Lead, Message
+from nurture.leads.intake import (
     HONEYPOT_FIELD,
     FieldProblem,
     InvalidSignupError,
@@ -23,9 +24,14 @@ from nurture.leads import (
     parse_signup,
     submit_signup,
 )
-from nurture.lifecycle import API_EVENTS, EventError, EventResult, apply_event, parse_event_type
-from nurture.models import ConsentSource, Lead, Message
-from nurture.ratelimit import Limited
+from nurture.leads.lifecycle import (
+    API_EVENTS,
+    EventError,
+    EventResult,
+    apply_event,
+    parse_event_type,
+)
+from nurture.leads.signup_limits import Limited
 from nurture.web.deps import ReadSessionDep, ServicesDep, evidence_from, require_api_key
 from nurture.web.json_body import JsonBodyError, parse_json
 

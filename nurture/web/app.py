@@ -1,4 +1,4 @@
-"""Application factory: one FastAPI app around one :class:`~nurture.services.Services`."""
+"""Application factory: one FastAPI app around one :class:`~nurture.runtime.Services`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from nurture.services import Services
+from nurture.runtime import Services
 from nurture.web import admin, api, health, public, unsubscribe, webhooks
 from nurture.web.admin.auth import LoginRequiredError, current_staff, login_redirect
 from nurture.web.admin.pages import render

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from nurture.leads import RequestEvidence
-from nurture.models import ConsentSource
-from nurture.services import Services
+from nurture.db.models import ConsentSource
+from nurture.leads.intake import RequestEvidence
+from nurture.runtime import Services
 
 
 def get_services(request: Request) -> Services:

@@ -11,8 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from nurture.metrics import exposition
-from nurture.migrations import current_revision, head_revision
+from nurture.db.migrations import current_revision, head_revision
+from nurture.ops.metrics import exposition
 from nurture.web.deps import ServicesDep
 
 router = APIRouter()

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from nurture.leads import InvalidSignupError, is_bot, parse_signup, submit_signup
-from nurture.models import ConsentSource
+from nurture.db.models import ConsentSource
+from nurture.leads.intake import InvalidSignupError, is_bot, parse_signup, submit_signup
 from nurture.web.api import CHECKBOXES, signup_from_form
 from nurture.web.deps import ServicesDep, evidence_from
 from nurture.web.pages import pages

@@ -15,9 +15,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from nurture import clock, consent, tokens
-from nurture.models import Channel, ConsentSource, Lead, Purpose
-from nurture.services import Services
+from nurture import clock, consent
+from nurture.consent import tokens
+from nurture.db.models import Channel, ConsentSource, Lead, Purpose
+from nurture.outbox import withdrawals
+from nurture.runtime import Services
 from nurture.web.deps import ServicesDep
 from nurture.web.pages import pages
 
@@ -129,7 +131,7 @@ async def one_click(token: str, request: Request, services: ServicesDep) -> HTML
 
     def revoke() -> None:
         with services.sessions.begin() as session:
-            consent.set_preference(
+            withdrawals.set_preference(
                 session,
                 lead.id,
                 Channel.EMAIL,
@@ -179,7 +181,7 @@ async def preferences(token: str, request: Request, services: ServicesDep) -> HT
                 if wanted and channel is Channel.SMS:
                     evidence["disclosure_text"] = getattr(services.disclosures, name)
                     evidence["disclosure_version"] = services.disclosures.version
-                consent.set_preference(
+                withdrawals.set_preference(
                     session,
                     lead.id,
                     channel,

@@ -16,8 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator
 
-from nurture import clock, delivery, inbound
-from nurture.services import Services
+from nurture import clock
+from nurture.outbox import reports
+from nurture.replies import inbound
+from nurture.runtime import Services
 from nurture.web.deps import ServicesDep
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ async def delivery_status(request: Request, services: ServicesDep) -> Response:
 
     def handle() -> bool:
         with services.sessions.begin() as session:
-            return delivery.record_status(
+            return reports.record_status(
                 session,
                 provider_id=sid,
                 status=status,
@@ -92,17 +94,17 @@ async def delivery_status(request: Request, services: ServicesDep) -> Response:
     return Response(status_code=204)
 
 
-def report_target(request: Request) -> delivery.Target | None:
+def report_target(request: Request) -> reports.Target | None:
     """The message and attempt the StatusCallback URL names (signed with it); None for a
     callback URL from before they were named (the report is then found by its sid)."""
     query = request.query_params
-    raw = (query.get(delivery.MESSAGE_PARAM), query.get(delivery.ATTEMPT_PARAM))
+    raw = (query.get(reports.MESSAGE_PARAM), query.get(reports.ATTEMPT_PARAM))
     if raw == (None, None):
         return None
     message_id, attempt = (_whole_number(value) for value in raw)
     if message_id is None or attempt is None or attempt < 1:
         raise HTTPException(422, "message and attempt in the URL must both be whole numbers")
-    return delivery.Target(message_id, attempt)
+    return reports.Target(message_id, attempt)
 
 
 def _whole_number(value: str | None) -> int | None:

@@ -9,9 +9,9 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from nurture.models import Lead
-from nurture.ratelimit import SignupLimiter, storage_uri_for
-from nurture.services import Services
+from nurture.db.models import Lead
+from nurture.leads.signup_limits import SignupLimiter, storage_uri_for
+from nurture.runtime import Services
 from nurture.web import create_app
 from tests.conftest import REDIS_URL
 from tests.support.factories import signup_data

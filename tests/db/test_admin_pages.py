@@ -21,8 +21,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from nurture import clock, consent, pauses, staff
-from nurture.models import (
+from nurture import clock, consent, staff
+from nurture.db.models import (
     AuditEvent,
     Channel,
     ConsentEvent,
@@ -36,7 +36,8 @@ from nurture.models import (
     StaffSession,
     StaffUser,
 )
-from nurture.services import Services, build_services
+from nurture.outbox import pauses, withdrawals
+from nurture.runtime import Services, build_services
 from nurture.web import create_app
 from tests.conftest import REPO, SettingsFactory
 from tests.support.factories import messages_of, sign_up
@@ -255,7 +256,7 @@ def test_the_lead_page_shows_consent_messages_with_reasons_and_replies(
 ) -> None:
     lead_id = sign_up(services)
     with services.sessions.begin() as session:
-        consent.set_preference(
+        withdrawals.set_preference(
             session,
             lead_id,
             Channel.EMAIL,

@@ -13,9 +13,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from nurture import clock, staff, template_store
-from nurture.models import AuditEvent, InboundClass, InboundMessage, StaffUser
-from nurture.services import Services
+from nurture import clock, staff
+from nurture.content import template_store
+from nurture.db.models import AuditEvent, InboundClass, InboundMessage, StaffUser
+from nurture.runtime import Services
 from nurture.web import admin, create_app
 from tests.support.factories import sign_up
 

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from nurture import clock, content, dispatch
-from nurture.models import Message, MessageStatus
-from nurture.services import Services
+from nurture import clock, content
+from nurture.db.models import Message, MessageStatus
+from nurture.outbox import dispatch
+from nurture.runtime import Services
 from tests.support import outbox_files
 from tests.support.factories import claim_and_send_all, plan_marketing_texts, sign_up
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nurture import migrations
 from nurture.cli import cli
-from nurture.services import Services, build_services
-from nurture.settings import Settings, get_settings
+from nurture.config.settings import Settings, get_settings
+from nurture.db import migrations
+from nurture.runtime import Services, build_services
 from tests.conftest import REPO
 
 
@@ -276,7 +276,7 @@ def test_ops_commands(tmp_path: Path) -> None:
     from sqlalchemy import select, update
 
     from nurture import clock
-    from nurture.models import Message, MessageStatus, Pause
+    from nurture.db.models import Message, MessageStatus, Pause
     from tests.support.factories import sign_up
 
     env = _embedded(tmp_path)

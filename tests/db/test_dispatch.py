@@ -10,8 +10,9 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select, update
 
-from nurture import audit, clock, consent, content, dispatch, gates, inbound
-from nurture.models import (
+from nurture import clock, consent, content
+from nurture.db import audit
+from nurture.db.models import (
     AuditEvent,
     Channel,
     ConsentAction,
@@ -20,7 +21,9 @@ from nurture.models import (
     MessageStatus,
     Purpose,
 )
-from nurture.services import Services, build_services
+from nurture.outbox import dispatch, gates
+from nurture.replies import inbound
+from nurture.runtime import Services, build_services
 from tests.conftest import SettingsFactory
 from tests.support import outbox_files
 from tests.support.factories import claim_and_send_all, messages_of, sign_up

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from nurture import consent
-from nurture.models import (
+from nurture.db.models import (
     AuditEvent,
     Channel,
     InboundClass,
@@ -21,7 +21,7 @@ from nurture.models import (
     MessageStatus,
     Purpose,
 )
-from nurture.services import Services, build_services
+from nurture.runtime import Services, build_services
 from nurture.web import create_app
 from tests.conftest import SettingsFactory
 from tests.support.factories import messages_of, sign_up

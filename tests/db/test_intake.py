@@ -9,8 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from nurture import consent
-from nurture.leads import InvalidSignupError, parse_signup, submit_signup
-from nurture.models import (
+from nurture.db.models import (
     Channel,
     ConsentEvent,
     Enrollment,
@@ -19,7 +18,8 @@ from nurture.models import (
     MessageStatus,
     Purpose,
 )
-from nurture.services import Services
+from nurture.leads.intake import InvalidSignupError, parse_signup, submit_signup
+from nurture.runtime import Services
 from tests.support.factories import EVIDENCE, messages_of, sign_up, signup_data
 
 

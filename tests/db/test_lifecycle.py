@@ -14,8 +14,7 @@ from freezegun import freeze_time
 from sqlalchemy import func, select
 
 from nurture import clock
-from nurture.lifecycle import EventError, apply_event
-from nurture.models import (
+from nurture.db.models import (
     Enrollment,
     EnrollmentStatus,
     Lead,
@@ -24,8 +23,9 @@ from nurture.models import (
     Message,
     MessageStatus,
 )
-from nurture.sequences import LifecycleEvent
-from nurture.services import Services, build_services
+from nurture.leads.lifecycle import EventError, apply_event
+from nurture.program.sequences import LifecycleEvent
+from nurture.runtime import Services, build_services
 from nurture.web import create_app
 from tests.conftest import REPO, SettingsFactory
 from tests.support.factories import claim_and_send_all, messages_of, sign_up
@@ -404,7 +404,7 @@ def test_signing_up_again_while_enrolled_or_after_does_not_enrol_twice(services:
 
 
 def test_completed_enrolments_are_closed_and_reminders_stay_open(services: Services) -> None:
-    from nurture import planner
+    from nurture.outbox import planner
 
     with freeze_time("2026-03-02 18:00:00") as frozen:
         lead_id = sign_up(services)

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from freezegun import freeze_time
 
 from nurture import staff
-from nurture.login_throttle import LoginThrottle, address_key
-from nurture.services import Services
+from nurture.runtime import Services
+from nurture.staff.login_throttle import LoginThrottle, address_key
 from nurture.web import create_app
 from tests.conftest import REDIS_URL
 from tests.db.test_admin_security import PASSWORD, post_login

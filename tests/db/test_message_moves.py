@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import event, select, text, update
 from sqlalchemy.engine import make_url
 
-from nurture import clock, consent, delivery, dispatch, ops
+from nurture import clock, consent, ops
 from nurture.db import session_scope
-from nurture.models import AuditEvent, Channel, Message, MessageStatus, Purpose
-from nurture.services import Services, build_services, build_sms_transport
+from nurture.db.models import AuditEvent, Channel, Message, MessageStatus, Purpose
+from nurture.outbox import dispatch, reports
+from nurture.runtime import Services, build_services, build_sms_transport
 from nurture.transports import DeliveryOutcomeUnknownError, OutgoingSms, SmsTransport
 from tests.conftest import SettingsFactory
 from tests.support.factories import claim_and_send_all, messages_of, sign_up
@@ -112,7 +113,7 @@ def test_21610_after_ops_chose_to_resend_still_revokes_and_calls_off_the_resend(
 
 def report(services: Services, provider_id: str, status: str, token: str) -> bool:
     with session_scope(services.sessions) as session:
-        return delivery.record_status(
+        return reports.record_status(
             session,
             provider_id=provider_id,
             status=status,

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from nurture.db import Base, make_engine
-from nurture.migrations import current_revision, head_revision
+from nurture.db.migrations import current_revision, head_revision
 
 
 def test_migrations_match_models(database_url: str) -> None:

@@ -17,9 +17,10 @@ import redis
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
-from nurture import clock, dispatch, ops
-from nurture.models import AuditEvent, Channel, Message, MessageStatus, Pause
-from nurture.services import Services, build_services
+from nurture import clock, ops
+from nurture.db.models import AuditEvent, Channel, Message, MessageStatus, Pause
+from nurture.outbox import dispatch
+from nurture.runtime import Services, build_services
 from nurture.web import create_app
 from nurture.web.admin.ops_pages import human_duration
 from tests.conftest import REDIS_URL, SettingsFactory

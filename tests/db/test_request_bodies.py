@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from starlette.types import Message
 
-from nurture.models import Lead
-from nurture.services import Services
+from nurture.db.models import Lead
+from nurture.runtime import Services
 from nurture.web import create_app
 from nurture.web.body_limits import DEFAULT_BODY_LIMIT, KIB, body_limit_for
 from tests.support.factories import sign_up, signup_data

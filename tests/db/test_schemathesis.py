@@ -20,8 +20,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
-from nurture.ratelimit import SignupLimiter
-from nurture.services import Services
+from nurture.leads.signup_limits import SignupLimiter
+from nurture.runtime import Services
 from nurture.web import create_app
 from tests.support.factories import sign_up
 

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from nurture import consent, pauses
-from nurture.models import Channel, Lead, Message, MessageStatus, Purpose
-from nurture.services import Services, build_services
+from nurture import consent
+from nurture.db.models import Channel, Lead, Message, MessageStatus, Purpose
+from nurture.outbox import pauses
+from nurture.runtime import Services, build_services
 from tests.conftest import SettingsFactory
 from tests.support.factories import claim_and_send_all, messages_of, sign_up
 from tests.support.twilio_standin import TwilioStandIn

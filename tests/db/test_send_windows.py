@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from freezegun import freeze_time
 from sqlalchemy import update
 
-from nurture import clock, pauses
-from nurture.models import Channel, Lead, Message, MessageStatus, PauseScope, Purpose
-from nurture.services import Services
+from nurture import clock
+from nurture.db.models import Channel, Lead, Message, MessageStatus, PauseScope, Purpose
+from nurture.outbox import pauses
+from nurture.runtime import Services
 from tests.support import outbox_files
 from tests.support.factories import (
     claim_and_send_all,
@@ -127,7 +128,7 @@ def test_the_optin_confirmation_goes_once_per_24_hours_however_often_they_sign_u
         session.execute(
             update(Message).where(Message.lead_id == lead_id).values(status=MessageStatus.SENT)
         )
-        from nurture.models import Enrollment, EnrollmentStatus
+        from nurture.db.models import Enrollment, EnrollmentStatus
 
         session.execute(update(Enrollment).values(status=EnrollmentStatus.COMPLETED))
     sign_up(services)

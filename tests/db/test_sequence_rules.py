@@ -12,10 +12,10 @@ from freezegun import freeze_time
 from sqlalchemy import select
 
 from nurture import clock
-from nurture.lifecycle import apply_event
-from nurture.models import Enrollment, Lead, MessageStatus
-from nurture.sequences import LifecycleEvent
-from nurture.services import Services, build_services
+from nurture.db.models import Enrollment, Lead, MessageStatus
+from nurture.leads.lifecycle import apply_event
+from nurture.program.sequences import LifecycleEvent
+from nurture.runtime import Services, build_services
 from tests.conftest import REPO, SettingsFactory
 from tests.support.factories import claim_and_send_all, messages_of, sign_up
 

@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from nurture import planner
 from nurture.cli import cli
-from nurture.models import Lead, Message
-from nurture.services import Services, build_services
-from nurture.settings import get_settings
-from nurture.simulation import SampleLead, simulate
+from nurture.config.settings import get_settings
+from nurture.db.models import Lead, Message
+from nurture.outbox import planner
+from nurture.preview.simulation import SampleLead, simulate
+from nurture.runtime import Services, build_services
 from tests.conftest import REPO, SettingsFactory
 
 START = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)  # Mon 09:00 MST

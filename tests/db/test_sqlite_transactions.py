@@ -16,8 +16,8 @@ from sqlalchemy import select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from nurture.models import Lead, Message
-from nurture.services import Services
+from nurture.db.models import Lead, Message
+from nurture.runtime import Services
 from tests.support.factories import sign_up
 
 # The lock tests are about SQLite; the read-only one runs on both backends.

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from nurture import clock, consent, delivery, ops, pauses
-from nurture.models import (
+from nurture import clock, consent, ops
+from nurture.db.models import (
     AuditEvent,
     Channel,
     ConsentEvent,
@@ -23,7 +23,8 @@ from nurture.models import (
     PauseScope,
     Purpose,
 )
-from nurture.services import Services, build_services
+from nurture.outbox import pauses, reports
+from nurture.runtime import Services, build_services
 from nurture.transports import DeliveryOutcomeUnknownError, OutgoingSms
 from nurture.web import create_app
 from tests.conftest import SettingsFactory
@@ -319,7 +320,7 @@ def test_a_late_report_about_attempt_1_does_not_move_attempt_2(
     claim_and_send_all(services)
     first = sms_of(services, lead_id)
     assert first.provider_id and first.status is MessageStatus.SENT
-    first_query = delivery.callback_query(first.id, 1)
+    first_query = reports.callback_query(first.id, 1)
     # Twilio says retrying may work: the same row goes back to the schedule (made due now).
     assert callback(client, first.provider_id, "undelivered", "30001", token="a1-retry") == 204
     with services.sessions.begin() as session:
@@ -340,7 +341,7 @@ def test_a_late_report_about_attempt_1_does_not_move_attempt_2(
     second = sms_of(services, lead_id)
     assert (second.status, second.attempts) == (MessageStatus.SENT, 2)
     assert second.provider_id and second.provider_id != first.provider_id
-    assert provider.sent[-1].status_query == delivery.callback_query(first.id, 2)
+    assert provider.sent[-1].status_query == reports.callback_query(first.id, 2)
 
     # And after attempt 2 settled, attempt 1's reports still move nothing.
     assert callback(client, first.provider_id, "undelivered", "30005", token="a1-z") == 204

@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from nurture import consent, tokens
-from nurture.models import Channel, ConsentEvent, MessageStatus, Purpose
-from nurture.services import Services
+from nurture import consent
+from nurture.consent import tokens
+from nurture.db.models import Channel, ConsentEvent, MessageStatus, Purpose
+from nurture.runtime import Services
 from nurture.web import create_app
 from tests.support import outbox_files
 from tests.support.factories import claim_and_send_all, messages_of, sign_up

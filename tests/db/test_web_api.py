@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from nurture.models import ConsentEvent, Lead, Message, Purpose
-from nurture.services import Services, build_services
+from nurture.db.models import ConsentEvent, Lead, Message, Purpose
+from nurture.runtime import Services, build_services
 from nurture.web import create_app
 from tests.conftest import SettingsFactory
 from tests.support.factories import sign_up, signup_data

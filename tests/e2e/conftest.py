@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from nurture import clock, staff, template_store
-from nurture.services import Services, build_services
-from nurture.settings import Settings
+from nurture import clock, staff
+from nurture.config.settings import Settings
+from nurture.content import template_store
+from nurture.runtime import Services, build_services
 from tests.conftest import REPO
 from tests.integration.conftest import app_env
 from tests.support.processes import Process, free_port, python_argv

@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
 from nurture.db import make_engine, make_sessionmaker
-from nurture.models import ConsentEvent, Lead
+from nurture.db.models import ConsentEvent, Lead
 from tests.integration.conftest import app_env
 from tests.support.processes import Process, free_port, python_argv
 

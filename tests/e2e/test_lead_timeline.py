@@ -6,7 +6,8 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, expect
 
-from nurture import clock, inbound
+from nurture import clock
+from nurture.replies import inbound
 from tests.e2e.conftest import Site, sign_in
 from tests.support.factories import claim_and_send_all, sign_up
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, expect
 
-from nurture.models import Channel
+from nurture.db.models import Channel
 from tests.e2e.conftest import Site, sign_in
 
 

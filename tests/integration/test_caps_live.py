@@ -12,9 +12,9 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from nurture.models import Message, MessageStatus
-from nurture.services import build_services
-from nurture.settings import Settings
+from nurture.config.settings import Settings
+from nurture.db.models import Message, MessageStatus
+from nurture.runtime import build_services
 from tests.conftest import REPO
 from tests.support.factories import plan_marketing_texts
 from tests.support.processes import wait_until

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nurture import clock
 from nurture.db import make_engine, make_sessionmaker
-from nurture.models import Channel, Lead, Message, MessageStatus, Purpose
+from nurture.db.models import Channel, Lead, Message, MessageStatus, Purpose
 from tests.support.daytime import zone_where_it_is_daytime
 from tests.support.processes import wait_until
 from tests.support.stack import Stack

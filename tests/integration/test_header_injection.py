@@ -20,12 +20,13 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import func, select
 
-from nurture import alerts, clock
+from nurture import clock
+from nurture.config.settings import Settings
 from nurture.db import session_scope
-from nurture.leads import RequestEvidence, Signup, submit_signup
-from nurture.models import ConsentSource, Lead
-from nurture.services import build_services
-from nurture.settings import Settings
+from nurture.db.models import ConsentSource, Lead
+from nurture.leads.intake import RequestEvidence, Signup, submit_signup
+from nurture.outbox import alerts
+from nurture.runtime import build_services
 from tests.conftest import REPO
 from tests.support.smtp_server import Received, SmtpServer
 from tests.support.stack import Stack

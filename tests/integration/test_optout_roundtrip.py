@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx2 as httpx
 from sqlalchemy import select
 
-from nurture import tokens
+from nurture.consent import tokens
 from nurture.db import make_engine, make_sessionmaker
-from nurture.models import Message, MessageStatus, Purpose
+from nurture.db.models import Message, MessageStatus, Purpose
 from tests.conftest import REPO
 from tests.support.daytime import zone_where_it_is_daytime
 from tests.support.processes import wait_until

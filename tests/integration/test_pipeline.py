@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.db import make_engine, make_sessionmaker
-from nurture.models import Message, MessageStatus
+from nurture.db.models import Message, MessageStatus
 from tests.support.daytime import zone_where_it_is_daytime
 from tests.support.events import LogMark
 from tests.support.processes import free_port, wait_until
@@ -143,7 +143,9 @@ def test_signup_is_delivered_once_by_email_and_sms(
         # Logs are JSON lines (not a terminal), one event each, with the message's context.
         events = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
         sent = [
-            e for e in events if e.get("status") == "sent" and e.get("logger") == "nurture.dispatch"
+            e
+            for e in events
+            if e.get("status") == "sent" and e.get("logger") == "nurture.outbox.dispatch"
         ]
         assert {e["step"] for e in sent} == {"optin-confirmation", "welcome"}
         assert all(e["lead_id"] == str(lead_id) and e["message_id"] for e in sent)

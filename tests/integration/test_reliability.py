@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 
 from nurture import clock
 from nurture import ops as operations
-from nurture.models import (
+from nurture.config.settings import Settings
+from nurture.db.models import (
     AuditEvent,
     Channel,
     Enrollment,
@@ -29,8 +30,7 @@ from nurture.models import (
     MessageStatus,
     Purpose,
 )
-from nurture.services import Services, build_services
-from nurture.settings import Settings
+from nurture.runtime import Services, build_services
 from tests.conftest import REPO
 from tests.support.daytime import zone_where_it_is_daytime
 from tests.support.events import LogMark

@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nurture import clock, dispatch
-from nurture.leads import RequestEvidence, parse_signup, submit_signup
-from nurture.models import Channel, ConsentSource, Message, MessageStatus, Purpose
-from nurture.services import Services
+from nurture import clock
+from nurture.db.models import Channel, ConsentSource, Message, MessageStatus, Purpose
+from nurture.leads.intake import RequestEvidence, parse_signup, submit_signup
+from nurture.outbox import dispatch
+from nurture.runtime import Services
 
 EVIDENCE = RequestEvidence(
     ip="203.0.113.7",

@@ -6,7 +6,7 @@ itself (the sign-in tests count hashes, they do not time them), so the edit loop
 away; `make test` keeps the real parameters and runs every test with them.
 
 Loaded with ``-p tests.support.fast_hashing``. It fails loudly, rather than silently slowing
-down, if `nurture.staff` stops keeping its hasher where this expects it.
+down, if `nurture.staff.accounts` stops keeping its hasher where this expects it.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ CHEAP = PasswordHasher(time_cost=1, memory_cost=256, parallelism=1)
 
 def pytest_configure(config: pytest.Config) -> None:
     # After tests/conftest.py has cleaned the environment: only then is the application imported.
-    from nurture import staff
+    from nurture.staff import accounts as staff
 
     for name in ("_hasher", "_DUMMY_HASH"):
         if not hasattr(staff, name):
             raise pytest.UsageError(
-                f"tests/support/fast_hashing.py: nurture.staff has no {name} any more; "
+                f"tests/support/fast_hashing.py: nurture.staff.accounts has no {name} any more; "
                 "point this plugin at where the password hasher now lives"
             )
     staff._hasher = CHEAP  # a private name, on purpose: see above

@@ -1,5 +1,6 @@
-"""nurture/area_codes.py is generated from phonenumbers' geocoding data; these tests read that
-data (the service never does) and fail when an upgraded phonenumbers disagrees with the table."""
+"""nurture/program/area_codes.py is generated from phonenumbers' geocoding data; these tests
+read that data (the service never does) and fail when an upgraded phonenumbers disagrees with
+the table."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import phonenumbers
 from phonenumbers import geocoder
 from phonenumbers.geodata import GEOCODE_DATA
 
-from nurture import windows
-from nurture.area_codes import AREA_CODE_STATES, PHONENUMBERS_VERSION
+from nurture.program import windows
+from nurture.program.area_codes import AREA_CODE_STATES, PHONENUMBERS_VERSION
 from scripts.build_area_codes import build, state_of
 
 REGENERATE = (
-    "nurture/area_codes.py no longer matches phonenumbers {installed} (it was built from "
+    "nurture/program/area_codes.py no longer matches phonenumbers {installed} (it was built from "
     "{built}): run `.venv/bin/python -m scripts.build_area_codes` and commit the result"
 )
 # Digits after a prefix to make a whole number: 555 is a valid exchange under every area code.

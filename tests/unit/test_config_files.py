@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from nurture.clinic import load_clinic
-from nurture.durations import format_duration, parse_duration
-from nurture.models import Channel
-from nurture.sequences import load_catalog
-from nurture.yamlconf import ConfigError
+from nurture.config.clinic import load_clinic
+from nurture.config.durations import format_duration, parse_duration
+from nurture.config.yamlconf import ConfigError
+from nurture.db.models import Channel
+from nurture.program.sequences import load_catalog
 from tests.conftest import REPO
 
 GOOD = """\
@@ -124,7 +124,7 @@ def test_an_unquoted_time_is_understood(tmp_path: Path) -> None:
 
 
 def test_the_shipped_configuration_loads() -> None:
-    from nurture.template_store import FileTemplateStore
+    from nurture.content.template_store import FileTemplateStore
 
     catalog = load_catalog(
         REPO / "config/sequences", templates=FileTemplateStore(REPO / "templates").available()

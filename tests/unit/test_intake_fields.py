@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from nurture.leads import InvalidSignupError, parse_signup
+from nurture.leads.intake import InvalidSignupError, parse_signup
 
 
 def problems_for(**fields: object) -> dict[str, str]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nurture.keywords import normalize, read
-from nurture.models import InboundClass
-from nurture.policy import load_policy
+from nurture.config.policy import load_policy
+from nurture.db.models import InboundClass
+from nurture.replies.keywords import normalize, read
 from tests.conftest import REPO
 
 KEYWORDS = load_policy(REPO / "config").keywords

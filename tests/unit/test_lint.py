@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from nurture.clinic import load_clinic
-from nurture.lint import LintReport, LintTarget, lint_template
-from nurture.models import Channel, Purpose
-from nurture.policy import load_policy
-from nurture.rendering import EmailLayouts, Renderer
+from nurture.config.clinic import load_clinic
+from nurture.config.policy import load_policy
+from nurture.content.lint import LintReport, LintTarget, lint_template
+from nurture.content.rendering import EmailLayouts, Renderer
+from nurture.db.models import Channel, Purpose
 from tests.conftest import REPO
 
 CLINIC = load_clinic(REPO / "config")
@@ -190,7 +190,7 @@ INJECTIONS = [
 def test_template_injection_is_a_lint_error_and_renders_nothing_of_python(payload: str) -> None:
     report = lint(f"{{{{ clinic.sms_program_name }}}}: {payload} Reply STOP to opt out.")
     assert not report.ok
-    from nurture.rendering import RenderContext, RenderError
+    from nurture.content.rendering import RenderContext, RenderError
     from tests.unit.test_rendering import context
 
     ctx: RenderContext = context()
@@ -257,9 +257,9 @@ def test_a_template_broken_for_a_lead_without_a_phone_is_caught() -> None:
 
 
 def test_every_shipped_template_lints_clean_for_every_sample_and_edge_case() -> None:
-    from nurture.lint import purposes_for
-    from nurture.sequences import load_catalog
-    from nurture.template_store import FileTemplateStore
+    from nurture.content.lint import purposes_for
+    from nurture.content.template_store import FileTemplateStore
+    from nurture.program.sequences import load_catalog
 
     files = FileTemplateStore(REPO / "templates")
     catalog = load_catalog(REPO / "config" / "sequences", templates=files.available())

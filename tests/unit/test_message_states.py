@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from sqlalchemy.dialects import sqlite
 
-from nurture import message_states
-from nurture.message_states import TRANSITIONS, IllegalMoveError
-from nurture.models import Message
-from nurture.models import MessageStatus as S
+from nurture.db.models import Message
+from nurture.db.models import MessageStatus as S
+from nurture.outbox import states
+from nurture.outbox.states import TRANSITIONS, IllegalMoveError
 
 NURTURE = Path(__file__).resolve().parents[2] / "nurture"
 # The one module allowed to write a status; when it moves (nurture/outbox/states.py) only this
 # line changes.
-STATES_MODULE = "nurture.message_states"
+STATES_MODULE = "nurture.outbox.states"
 NOW = datetime(2026, 3, 3, 18, 0, tzinfo=UTC)
 
 # The diagram of DESIGN.md §4, copied by hand (not from the code): each arrow must be allowed.
@@ -72,11 +72,11 @@ def test_every_arrow_of_the_diagram_is_allowed() -> None:
 def test_a_move_backwards_or_around_the_send_is_refused(source: S, target: S) -> None:
     assert target not in TRANSITIONS[source]
     with pytest.raises(IllegalMoveError):
-        message_states.check([source], target)
+        states.check([source], target)
 
 
 def test_delivered_skipped_and_cancelled_lead_nowhere() -> None:
-    assert {S.DELIVERED, S.SKIPPED, S.CANCELLED} == message_states.TERMINAL
+    assert {S.DELIVERED, S.SKIPPED, S.CANCELLED} == states.TERMINAL
 
 
 def test_every_state_is_reachable_and_every_row_can_end() -> None:
@@ -88,23 +88,23 @@ def test_every_state_is_reachable_and_every_row_can_end() -> None:
                 todo.append(target)
         return seen
 
-    assert reachable(set(message_states.INITIAL)) == set(S)
+    assert reachable(set(states.INITIAL)) == set(S)
     for state in S:
-        assert reachable({state}) & message_states.TERMINAL, state
+        assert reachable({state}) & states.TERMINAL, state
 
 
 def test_each_arrow_is_named_and_the_names_are_the_designs() -> None:
-    names = {arrow.name for arrow in message_states.ARROWS}
-    assert len(names) == len(message_states.ARROWS)
+    names = {arrow.name for arrow in states.ARROWS}
+    assert len(names) == len(states.ARROWS)
     for name in ["claim", "start", "ok", "transient error", "permanent error", "stale (crash)"]:
         assert name in names
     assert {"ops: mark sent", "ops: resend", "ops: retry", "ops: skip overdue"} <= names
 
 
 def test_a_planned_row_starts_scheduled_or_skipped() -> None:
-    assert message_states.planned(None) is S.SCHEDULED
-    assert message_states.planned("past its window") is S.SKIPPED
-    assert message_states.REPLIED is S.SENT
+    assert states.planned(None) is S.SCHEDULED
+    assert states.planned("past its window") is S.SKIPPED
+    assert states.REPLIED is S.SENT
 
 
 class _Result:
@@ -131,7 +131,7 @@ def sql(statement: Any) -> tuple[str, dict[str, Any]]:
 
 def test_move_is_one_conditional_update_from_the_named_states() -> None:
     session = RecordingSession()
-    moved = message_states.move(
+    moved = states.move(
         session,  # type: ignore[arg-type]
         [7, 8],
         from_=(S.SENDING, S.UNKNOWN),
@@ -152,7 +152,7 @@ def test_move_is_one_conditional_update_from_the_named_states() -> None:
 def test_a_move_the_table_does_not_allow_raises_before_anything_is_written() -> None:
     session = RecordingSession()
     with pytest.raises(IllegalMoveError, match="delivered to sent"):
-        message_states.move(
+        states.move(
             session,  # type: ignore[arg-type]
             1,
             from_=(S.UNKNOWN, S.DELIVERED),
@@ -160,9 +160,9 @@ def test_a_move_the_table_does_not_allow_raises_before_anything_is_written() -> 
             now=NOW,
         )
     with pytest.raises(IllegalMoveError):
-        message_states.move(session, 1, from_=(), to=S.SENT, now=NOW)  # type: ignore[arg-type]
+        states.move(session, 1, from_=(), to=S.SENT, now=NOW)  # type: ignore[arg-type]
     with pytest.raises(IllegalMoveError):
-        message_states.move(
+        states.move(
             session,  # type: ignore[arg-type]
             1,
             from_=(S.UNKNOWN,),
@@ -176,7 +176,7 @@ def test_a_move_the_table_does_not_allow_raises_before_anything_is_written() -> 
 def test_a_loaded_row_says_what_was_written() -> None:
     message = Message(id=3, status=S.UNKNOWN, status_at=NOW, provider_id=None)
     later = NOW.replace(hour=19)
-    message_states.move(
+    states.move(
         RecordingSession(),  # type: ignore[arg-type]
         message,
         from_=(S.UNKNOWN,),
@@ -313,14 +313,14 @@ def test_only_the_states_module_writes_a_message_status() -> None:
         for path in modules()
         for line, what in status_writes(path.read_text(encoding="utf-8"))
     ]
-    assert offenders == [], "use nurture.message_states.move():\n" + "\n".join(offenders)
+    assert offenders == [], "use nurture.outbox.states.move():\n" + "\n".join(offenders)
 
 
 def test_the_walk_sees_every_kind_of_write() -> None:
     """The walk itself can fail: each way of writing a status, as the old code wrote them."""
     source = """
-from nurture import message_states
-from nurture.message_states import PLANNED
+from nurture.outbox import states
+from nurture.outbox.states import PLANNED
 message.status = MessageStatus.SENT
 message.status, message.due_at = MessageStatus.SCHEDULED, now
 row.status = chosen
@@ -334,15 +334,15 @@ connection.exec_driver_sql("UPDATE messages SET status = 'sent'")
 """
     assert [line for line, _ in status_writes(source)] == list(range(4, 14))
     allowed = """
-from nurture import message_states
-from nurture.message_states import PLANNED
+from nurture.outbox import states
+from nurture.outbox.states import PLANNED
 enrollment.status = EnrollmentStatus.EXITED
 event.status = status
 session.execute(update(Enrollment).values(status=EnrollmentStatus.COMPLETED))
 DeliveryEvent(status=status)
-Message(status=message_states.planned(reason))
+Message(status=states.planned(reason))
 Message(status=PLANNED)
-message_states.move(session, 1, from_=(MessageStatus.UNKNOWN,), to=MessageStatus.SENT, now=now)
+states.move(session, 1, from_=(MessageStatus.UNKNOWN,), to=MessageStatus.SENT, now=now)
 select(Message.status).where(Message.status == MessageStatus.SENT)
 """
     assert status_writes(allowed) == []

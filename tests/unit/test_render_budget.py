@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from nurture.render_budget import EMAIL_BUDGET, RenderBudget
-from nurture.rendering import Renderer, RenderError
+from nurture.content.render_budget import EMAIL_BUDGET, RenderBudget
+from nurture.content.rendering import Renderer, RenderError
 from tests.unit.test_rendering import LAYOUTS, context
 
 DID_NOT_HANG = 10.0  # seconds

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from nurture.rendering import (
+from nurture.content.rendering import (
     ClinicView,
     ConsultView,
     EmailLayouts,
@@ -20,7 +20,7 @@ from nurture.rendering import (
     RenderError,
     describe_local_time,
 )
-from nurture.samples import SAMPLE_ALERT
+from nurture.content.samples import SAMPLE_ALERT
 from tests.conftest import REPO
 
 CLINIC = ClinicView(
@@ -215,7 +215,7 @@ def test_every_shipped_template_renders(first_name: str, consult: ConsultView | 
 
 
 def test_rule_16_every_shipped_text_is_gsm7_and_at_most_two_segments() -> None:
-    from nurture.sms_encoding import measure
+    from nurture.content.sms_encoding import measure
 
     renderer = Renderer()
     for path in sorted((REPO / "templates/sms").glob("*.txt.j2")):
@@ -229,8 +229,8 @@ def test_rule_16_every_shipped_text_is_gsm7_and_at_most_two_segments() -> None:
 
 
 def test_rule_15_no_text_names_the_drug_a_diagnosis_or_a_price() -> None:
-    from nurture.clinic import load_clinic
-    from nurture.content import clinic_view
+    from nurture.config.clinic import load_clinic
+    from nurture.content.compose import clinic_view
 
     renderer = Renderer()
     real = replace(context(consult=BOOKED), clinic=clinic_view(load_clinic(REPO / "config")))

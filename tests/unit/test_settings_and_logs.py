@@ -7,8 +7,8 @@ import logging
 import pytest
 from pydantic import ValidationError
 
-from nurture.logs import MaskingFilter, mask
-from nurture.settings import Settings
+from nurture.config.logs import MaskingFilter, mask
+from nurture.config.settings import Settings
 
 
 def test_defaults_are_the_embedded_setup() -> None:
@@ -89,10 +89,10 @@ def test_the_filter_masks_arguments_and_tracebacks() -> None:
 def test_json_log_lines_carry_the_message_context_and_are_masked() -> None:
     import json
 
-    from nurture.logs import JsonFormatter
+    from nurture.config.logs import JsonFormatter
 
     record = logging.LogRecord(
-        "nurture.dispatch",
+        "nurture.outbox.dispatch",
         logging.INFO,
         __file__,
         1,
@@ -105,7 +105,7 @@ def test_json_log_lines_carry_the_message_context_and_are_masked() -> None:
     assert line["event"] == "message 7 sent to ***23"
     assert (line["level"], line["logger"], line["message_id"], line["status"], line["step"]) == (
         "info",
-        "nurture.dispatch",
+        "nurture.outbox.dispatch",
         7,
         "sent",
         "welcome",
@@ -114,7 +114,7 @@ def test_json_log_lines_carry_the_message_context_and_are_masked() -> None:
 
 
 def test_text_logs_on_a_terminal_json_otherwise() -> None:
-    from nurture.logs import JsonFormatter, make_formatter
+    from nurture.config.logs import JsonFormatter, make_formatter
 
     class Terminal:
         def isatty(self) -> bool:

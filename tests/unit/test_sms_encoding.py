@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nurture.sms_encoding import measure
+from nurture.content.sms_encoding import measure
 
 
 @pytest.mark.parametrize(

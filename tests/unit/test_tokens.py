@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from nurture import tokens
-from nurture.models import Purpose
+from nurture.consent import tokens
+from nurture.db.models import Purpose
 
 SECRET = b"s3cret"
 LEAD = uuid.UUID("12345678-1234-5678-1234-567812345678")

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nurture import windows
-from nurture.policy import StateRule, load_policy
-from nurture.windows import Schedule, is_holiday, next_allowed, schedule_for
+from nurture.config.policy import StateRule, load_policy
+from nurture.program import windows
+from nurture.program.windows import Schedule, is_holiday, next_allowed, schedule_for
 from tests.conftest import REPO
 
 POLICY = load_policy(REPO / "config")
@@ -167,7 +167,7 @@ def test_an_area_code_spanning_two_states_applies_both() -> None:
 def test_importing_windows_leaves_the_geocoder_unloaded() -> None:
     """Its data costs a process ~70 MB; the area-code table says what nurture needs of it."""
     probe = (
-        "import sys, nurture.windows as w; w.resolve_states(None, None, '+12085550123'); "
+        "import sys, nurture.program.windows as w; w.resolve_states(None, None, '+12085550123'); "
         "w.resolve_zones(None, None, '+12085550123', w.ZoneInfo('UTC')); "
         "print(sorted(m for m in sys.modules if m.startswith('phonenumbers.geo')))"
     )

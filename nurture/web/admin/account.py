@@ -7,9 +7,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from nurture import clock, staff
-from nurture.login_throttle import LoginThrottle, Throttled
-from nurture.ratelimit import storage_uri_for
-from nurture.services import Services
+from nurture.leads.signup_limits import storage_uri_for
+from nurture.runtime import Services
+from nurture.staff.login_throttle import LoginThrottle, Throttled
 from nurture.web.admin.auth import (
     COOKIE,
     LOGIN_COOKIE,
@@ -124,7 +124,7 @@ async def logout(request: Request, who: StaffDep, services: ServicesDep) -> Resp
     def end() -> None:
         with services.sessions.begin() as session:
             staff.logout(session, request.cookies.get(COOKIE))
-            from nurture import audit
+            from nurture.db import audit
 
             audit.record(session, actor=who.actor, action="staff.logout")
 

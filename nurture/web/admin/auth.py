@@ -14,8 +14,8 @@ from fastapi import Depends, HTTPException, Request, Response
 from starlette.datastructures import FormData
 
 from nurture import clock, staff
-from nurture.models import StaffSession, StaffUser
-from nurture.services import Services
+from nurture.db.models import StaffSession, StaffUser
+from nurture.runtime import Services
 from nurture.web.deps import ServicesDep
 
 COOKIE = "nurture_staff"

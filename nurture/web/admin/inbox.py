@@ -7,8 +7,9 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from nurture import clock, lead_story
-from nurture.staff_time import utc_text
+from nurture import clock
+from nurture.content.staff_time import utc_text
+from nurture.leads import story
 from nurture.web.admin.auth import InboxStaff, check_csrf
 from nurture.web.admin.pages import render
 from nurture.web.deps import ServicesDep
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/inbox")
 @router.get("", response_class=HTMLResponse)
 def waiting(request: Request, services: ServicesDep, who: InboxStaff) -> HTMLResponse:
     with services.read_sessions() as session:
-        items, total = lead_story.waiting_replies(session)
+        items, total = story.waiting_replies(session)
     return render(
         request,
         who,
@@ -39,13 +40,13 @@ async def handled(
 ) -> Response:
     """For a reply that belongs to no lead; replies of a lead use the lead page's action."""
     check_csrf(who, await request.form())
-    reply_id = lead_story.parse_row_id(inbound_id)
+    reply_id = story.parse_row_id(inbound_id)
 
     def act() -> bool:
         if reply_id is None:
             return False
         with services.sessions.begin() as session:
-            reply = lead_story.mark_handled(
+            reply = story.mark_handled(
                 session, reply_id, lead_id=None, actor=who.actor, now=clock.utcnow()
             )
             return reply is not None

@@ -14,10 +14,12 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from nurture import clock, lead_search, lead_story, lifecycle
-from nurture.models import Lead
-from nurture.services import Services
-from nurture.staff_time import local_input_value, local_text, utc_text
+from nurture import clock
+from nurture.content.staff_time import local_input_value, local_text, utc_text
+from nurture.db.models import Lead
+from nurture.leads import lifecycle, search
+from nurture.leads import story as lead_story
+from nurture.runtime import Services
 from nurture.web.admin.auth import LeadsStaff, Staff, check_csrf
 from nurture.web.admin.pages import render
 from nurture.web.deps import ServicesDep
@@ -51,11 +53,11 @@ def _with_lead(services: Services, lead_id: uuid.UUID, act: Callable[[Session, L
 def find(request: Request, services: ServicesDep, who: LeadsStaff, q: str = "") -> HTMLResponse:
     clinic_zone = services.clinic.zone
     with services.read_sessions() as session:
-        found = lead_search.search(session, q)
+        found = search.search(session, q)
     rows = [
         {
             "lead": lead,
-            "name": lead_search.display_name(lead),
+            "name": search.display_name(lead),
             "consult": local_text(lead.consult_at, lead_story.zone_of(lead, clinic_zone)),
         }
         for lead in found
@@ -64,7 +66,7 @@ def find(request: Request, services: ServicesDep, who: LeadsStaff, q: str = "") 
         request,
         who,
         "leads.html",
-        {"q": q, "rows": rows, "limit": lead_search.MAX_RESULTS, "utc": utc_text},
+        {"q": q, "rows": rows, "limit": search.MAX_RESULTS, "utc": utc_text},
     )
 
 

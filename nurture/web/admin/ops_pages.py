@@ -2,7 +2,7 @@
 failures, `unknown` rows, pauses, sequences) and the actions ops take on it: kill switches,
 retries, settling `unknown` rows, reconciling with the SMS provider, purging old bodies.
 
-Every action is a POST with the CSRF token, runs the domain call (:mod:`nurture.ops`, which
+Every action is a POST with the CSRF token, runs the domain call (:mod:`nurture.ops.console`, which
 audits it) in one write transaction and answers 303 with a notice; a refused action shows the
 page again with the reason (422) and changes nothing.
 """
@@ -22,9 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from nurture import clock, ops
-from nurture.models import Channel
-from nurture.services import Services
-from nurture.staff_time import utc_text
+from nurture.content.staff_time import utc_text
+from nurture.db.models import Channel
+from nurture.runtime import Services
 from nurture.web.admin.auth import OpsStaff, Staff, check_csrf
 from nurture.web.admin.pages import render
 from nurture.web.admin.sparkline import sparkline
@@ -35,7 +35,7 @@ router = APIRouter(prefix="/ops")
 PAGE = "/admin/ops"
 REFRESH_SECONDS = 15
 MAX_PURGE_DAYS = 36_500  # a century; more would overflow the date arithmetic
-# Column sizes that nurture.ops does not check itself (PostgreSQL would refuse with a 500).
+# Column sizes that nurture.ops.console does not check itself (PostgreSQL would refuse with a 500).
 MAX_REASON = 500
 MAX_PROVIDER_ID = 255
 SCOPES = (("all", "everything"), ("channel", "one channel"), ("sequence", "one sequence"))

@@ -9,10 +9,9 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
-from nurture import clock, sequence_overview
-from nurture.durations import format_duration
-from nurture.simulation import simulate
-from nurture.staff_time import (
+from nurture import clock
+from nurture.config.durations import format_duration
+from nurture.content.staff_time import (
     LocalTimeError,
     days_later_at,
     local_input_value,
@@ -20,6 +19,8 @@ from nurture.staff_time import (
     parse_local_input,
     utc_text,
 )
+from nurture.preview import sequence_overview
+from nurture.preview.simulation import simulate
 from nurture.web.admin.auth import SequencesStaff
 from nurture.web.admin.pages import render
 from nurture.web.deps import ServicesDep

@@ -15,12 +15,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from nurture import audit, studio, template_store
-from nurture.lint import purposes_for
-from nurture.models import Channel, TemplateState
-from nurture.rendering import BUDGET_EXCEEDED, RenderError
-from nurture.samples import sample_leads
-from nurture.services import Services
+from nurture.content import template_store
+from nurture.content.lint import purposes_for
+from nurture.content.rendering import BUDGET_EXCEEDED, RenderError
+from nurture.content.samples import sample_leads
+from nurture.db import audit
+from nurture.db.models import Channel, TemplateState
+from nurture.preview import drafts
+from nurture.runtime import Services
 from nurture.transports import DeliveryError
 from nurture.web.admin.auth import Staff, TemplatesStaff, check_csrf
 from nurture.web.admin.pages import render
@@ -72,7 +74,7 @@ def _preview_payload(
         "sms": None,
     }
     try:
-        shown = studio.preview(services, channel, key, source, lead)
+        shown = drafts.preview(services, channel, key, source, lead)
         payload.update(subject=shown.subject, text=shown.text, html=shown.html)
         if shown.sms is not None:
             payload["sms"] = {
@@ -88,7 +90,7 @@ def _preview_payload(
             # Lint would only spend the budget again: answer within one.
             payload["findings"] = [{"level": "error", "message": str(error), "line": None}]
             return payload
-    report = studio.lint_source(services, channel, key, source)
+    report = drafts.lint_source(services, channel, key, source)
     payload["findings"] = [
         {"level": f.level, "message": f.message, "line": f.line} for f in report.findings
     ]
@@ -234,7 +236,7 @@ def save(
             errors=[f"the template is empty or longer than {MAX_SOURCE} characters"],
             status=422,
         )
-    draft = studio.save_draft(services, parsed, key, source.replace("\r\n", "\n"), author=who.actor)
+    draft = drafts.save_draft(services, parsed, key, source.replace("\r\n", "\n"), author=who.actor)
     return RedirectResponse(
         f"/admin/templates/{parsed.value}/{key}?version={draft.version}&notice=saved", 303
     )
@@ -255,8 +257,8 @@ def publish(
     if not isinstance(raw, str) or not raw.isdecimal():
         raise HTTPException(422, "version: a version number is required")
     try:
-        live = studio.publish_version(services, parsed, key, int(raw), author=who.actor)
-    except studio.PublishRefusedError as refused:
+        live = drafts.publish_version(services, parsed, key, int(raw), author=who.actor)
+    except drafts.PublishRefusedError as refused:
         errors = ["Not published: fix these first."] + [str(f) for f in refused.report.errors]
         return _editor(
             request,
@@ -311,8 +313,8 @@ def send_test(
         return refuse("Add your mobile number to your account to receive test texts.")
     _label, lead = _sample(sample if isinstance(sample, str) else None)
     try:
-        shown = studio.preview(services, parsed, key, source, lead)
-        provider_id = studio.send_test(services, parsed, key, shown, to=to, author=who.actor)
+        shown = drafts.preview(services, parsed, key, source, lead)
+        provider_id = drafts.send_test(services, parsed, key, shown, to=to, author=who.actor)
     except RenderError as error:
         return refuse(f"Not sent: {error}")
     except DeliveryError as error:

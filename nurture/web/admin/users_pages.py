@@ -7,12 +7,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from nurture import staff, staff_directory
-from nurture.lead_story import parse_row_id
-from nurture.leads import normalize_email
-from nurture.models import StaffRole, StaffUser
-from nurture.services import Services
-from nurture.staff_time import utc_text
+from nurture import staff
+from nurture.content.staff_time import utc_text
+from nurture.db.models import StaffRole, StaffUser
+from nurture.leads.intake import normalize_email
+from nurture.leads.story import parse_row_id
+from nurture.runtime import Services
+from nurture.staff import directory
 from nurture.web.admin.auth import Staff, UsersStaff, check_csrf
 from nurture.web.admin.pages import render
 from nurture.web.deps import ServicesDep
@@ -36,7 +37,7 @@ def _page(
     status: int = 200,
 ) -> HTMLResponse:
     with services.sessions() as session:
-        users = staff_directory.users(session)
+        users = directory.users(session)
     return render(
         request,
         who,
@@ -110,7 +111,7 @@ async def deactivate(
             return None
         with services.sessions.begin() as session:
             by = session.get_one(StaffUser, who.user.id)
-            return staff_directory.deactivate(session, parsed, by=by, actor=who.actor)
+            return directory.deactivate(session, parsed, by=by, actor=who.actor)
 
     try:
         user = await run_in_threadpool(act)

@@ -1,0 +1,67 @@
+"""The clinic's own facts (config/clinic.yaml): who sends, from where, and how to reach them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator
+
+from nurture.config.yamlconf import load_model
+
+
+class Clinic(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    # The short name carriers and leads see in texts; no drug or diagnosis words.
+    sms_program_name: str = Field(min_length=1, max_length=40)
+    phone: str = Field(min_length=7, max_length=30)
+    email: EmailStr
+    # Where alerts go: crisis words in a text, replies that need a person.
+    staff_email: EmailStr
+    address: str = Field(min_length=5, max_length=300)
+    booking_url: HttpUrl
+    website_url: HttpUrl
+    timezone: str = "America/Boise"
+    # How often a lead can expect texts; stated in the opt-in confirmation and HELP reply.
+    sms_frequency: str = Field(default="up to 4 msgs/week", min_length=3, max_length=60)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def load_clinic(config_dir: Path) -> Clinic:
+    return load_model(config_dir / "clinic.yaml", Clinic)
+
+
+class Disclosures(BaseModel):
+    """The consent wording shown beside each checkbox of the sign-up form.
+
+    What is shown is what is stored with each consent event, so bump ``version`` with every
+    change of wording.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1, max_length=64)
+    email_marketing: str = Field(min_length=20)
+    sms_marketing: str = Field(min_length=20)
+    sms_care: str = Field(min_length=20)
+
+    def text_for(self, checkboxes: list[str]) -> str:
+        return "\n\n".join(getattr(self, name) for name in checkboxes)
+
+
+def load_disclosures(config_dir: Path) -> Disclosures:
+    return load_model(config_dir / "disclosures.yaml", Disclosures)

@@ -1,0 +1,186 @@
+"""The sending policy (config/policy.yaml): windows, caps, state rules, keywords, limits."""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+
+from nurture.config.durations import parse_duration
+from nurture.config.yamlconf import load_model
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _minutes(value: object) -> int:
+    """'09:00' → 540; '24:00' → 1440 (the end of the day)."""
+    if isinstance(value, int) and not isinstance(value, bool):  # YAML 1.1 sexagesimal 09:00
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    if isinstance(value, time):
+        return value.hour * 60 + value.minute
+    if not isinstance(value, str) or not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+        raise ValueError(f'bad time {value!r}: write it as "HH:MM", e.g. "09:00"')
+    hours, minutes = (int(part) for part in value.split(":"))
+    if minutes > 59 or hours > 24 or (hours == 24 and minutes):
+        raise ValueError(f"bad time {value!r}: use 00:00 to 24:00")
+    return hours * 60 + minutes
+
+
+Minutes = Annotated[int, BeforeValidator(_minutes)]
+
+
+def _duration(value: object) -> timedelta:
+    if not isinstance(value, str):
+        raise ValueError(f"bad duration {value!r}: write it like 24h")
+    return parse_duration(value)
+
+
+class Window(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | Literal["all"] = "all"
+    start: Minutes = 0
+    end: Minutes = 1440
+    skip_holidays: bool = False
+
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, end: int, info: ValidationInfo) -> int:
+        if end <= info.data.get("start", 0):
+            raise ValueError("end must be after start")
+        return end
+
+    def weekdays(self) -> frozenset[int]:
+        if self.days == "all":
+            return frozenset(range(7))
+        return frozenset(DAY_NAMES.index(day) for day in self.days)
+
+
+class ChannelWindows(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    marketing: Window
+    care: Window
+    optin: Window | None = None
+    alert: Window | None = None
+
+
+class Windows(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sms: ChannelWindows
+    email: ChannelWindows
+
+
+class DayHours(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: Minutes
+    end: Minutes
+
+
+class StateRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: Minutes | None = None
+    end: Minutes | None = None
+    sunday: DayHours | None = None
+    no_sunday: bool = False
+    skip_holidays: bool = False
+    cap_per_24h: int | None = Field(default=None, ge=0)
+
+
+class Caps(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sms_marketing_per_24h: int = Field(ge=0)
+
+
+class SmsPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    countries: list[str] = Field(min_length=1)
+    optin_confirmation_every: Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def _patterns(values: list[str]) -> list[str]:
+    for value in values:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"bad pattern {value!r}: {error}") from None
+    return values
+
+
+class Keywords(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    opt_out: list[str] = Field(min_length=1)
+    opt_in: list[str] = Field(min_length=1)
+    help: list[str] = Field(min_length=1)
+    opt_out_phrases: list[str] = Field(default_factory=list)
+    crisis: list[str] = Field(min_length=1)
+
+    @field_validator("opt_out_phrases", "crisis")
+    @classmethod
+    def _compiles(cls, values: list[str]) -> list[str]:
+        return _patterns(values)
+
+
+def _rate(value: object) -> str:
+    from limits import parse
+
+    if not isinstance(value, str):
+        raise ValueError(f"bad rate {value!r}: write it like '10 per hour'")
+    try:
+        parse(value)
+    except ValueError:
+        raise ValueError(f"bad rate {value!r}: write it like '10 per hour'") from None
+    return value
+
+
+class SignupLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_ip: Annotated[str, BeforeValidator(_rate)]
+    per_phone: Annotated[str, BeforeValidator(_rate)]
+
+
+class ContentRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sms_forbidden: list[str] = Field(default_factory=list)
+    care_email_forbidden: list[str] = Field(default_factory=list)
+    required: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("sms_forbidden", "care_email_forbidden")
+    @classmethod
+    def _compiles(cls, values: list[str]) -> list[str]:
+        return _patterns(values)
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    windows: Windows
+    caps: Caps
+    states: dict[str, StateRule] = Field(default_factory=dict)
+    sms: SmsPolicy
+    keywords: Keywords
+    signups: SignupLimits
+    content: ContentRules = Field(default_factory=ContentRules)
+
+    @field_validator("states")
+    @classmethod
+    def _state_codes(cls, states: dict[str, StateRule]) -> dict[str, StateRule]:
+        for code in states:
+            if not re.fullmatch(r"[A-Z]{2}", code):
+                raise ValueError(f"{code!r} is not a two-letter state code")
+        return states
+
+
+def load_policy(config_dir: Path) -> Policy:
+    return load_model(config_dir / "policy.yaml", Policy)

@@ -1,0 +1,150 @@
+"""What a message says: the render context for a lead, and rendering a template for it.
+
+Used by the worker when it sends, and by previews and simulations, so that what marketing sees
+is exactly what the lead will get.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from nurture.config.clinic import Clinic
+from nurture.consent import tokens
+from nurture.content.rendering import (
+    ClinicView,
+    LeadView,
+    Links,
+    RenderContext,
+    Renderer,
+    consult_view,
+)
+from nurture.content.template_store import TemplateRecord, TemplateStore
+from nurture.db.models import Channel, Lead, Purpose
+from nurture.program import windows
+
+
+@dataclass(frozen=True)
+class RenderedContent:
+    channel: Channel
+    template_version: int | None
+    subject: str | None  # e-mail only
+    text: str  # the SMS body, or the e-mail's text part
+    html: str | None  # e-mail only
+
+
+@dataclass(frozen=True)
+class Writer:
+    """What writing a message for a lead needs, and nothing else: the clinic, where links point,
+    the key that signs them, the templates and the sandboxed renderer. Built once per process by
+    `nurture.runtime`; the send path, replies, previews and simulations all take one."""
+
+    clinic: Clinic
+    public_url: str
+    secret: bytes
+    templates: TemplateStore
+    renderer: Renderer
+
+    def context(
+        self, lead: Lead, purpose: Purpose, *, alert: dict[str, Any] | None = None
+    ) -> RenderContext:
+        return context_for(
+            lead,
+            clinic=self.clinic,
+            public_url=self.public_url,
+            secret=self.secret,
+            purpose=purpose,
+            alert=alert,
+        )
+
+    def render(
+        self,
+        channel: Channel,
+        template_key: str,
+        context: RenderContext,
+        *,
+        session: Session | None = None,
+    ) -> RenderedContent:
+        return render(
+            self.templates, self.renderer, channel, template_key, context, session=session
+        )
+
+    def render_record(self, record: TemplateRecord, context: RenderContext) -> RenderedContent:
+        return render_record(self.templates, self.renderer, record, context)
+
+
+def clinic_view(clinic: Clinic) -> ClinicView:
+    return ClinicView(
+        name=clinic.name,
+        sms_program_name=clinic.sms_program_name,
+        phone=clinic.phone,
+        email=str(clinic.email),
+        address=clinic.address,
+        booking_url=str(clinic.booking_url),
+        website_url=str(clinic.website_url),
+        timezone=clinic.timezone,
+        sms_frequency=clinic.sms_frequency,
+    )
+
+
+def unsubscribe_url(public_url: str, secret: bytes, lead: Lead) -> str:
+    return f"{public_url}/u/{tokens.sign(secret, lead.id, Purpose.MARKETING)}"
+
+
+def context_for(
+    lead: Lead,
+    *,
+    clinic: Clinic,
+    public_url: str,
+    secret: bytes,
+    purpose: Purpose,
+    alert: dict[str, Any] | None = None,
+) -> RenderContext:
+    zone = windows.lead_zone(lead.timezone, clinic.zone, lead.postal_code, lead.phone)
+    unsubscribe = unsubscribe_url(public_url, secret, lead)
+    return RenderContext(
+        lead=LeadView(
+            first_name=lead.first_name,
+            last_name=lead.last_name,
+            email=lead.email,
+            phone=lead.phone,
+            stage=lead.stage.value,
+            attributes=dict(lead.attributes or {}),
+        ),
+        clinic=clinic_view(clinic),
+        consult=consult_view(
+            lead.consult_at, zone, confirmed=lead.consult_confirmed_at is not None
+        ),
+        links=Links(unsubscribe=unsubscribe, preferences=unsubscribe, book=str(clinic.booking_url)),
+        marketing=purpose is Purpose.MARKETING,
+        audience="staff" if purpose is Purpose.ALERT else "lead",
+        alert=dict(alert or {}),
+    )
+
+
+def render(
+    store: TemplateStore,
+    renderer: Renderer,
+    channel: Channel,
+    template_key: str,
+    context: RenderContext,
+    *,
+    session: Session | None = None,
+) -> RenderedContent:
+    """Render the current version of a template; raises RenderError or TemplateNotFoundError."""
+    record = store.get(channel, template_key, session=session)
+    return render_record(store, renderer, record, context)
+
+
+def render_record(
+    store: TemplateStore, renderer: Renderer, record: TemplateRecord, context: RenderContext
+) -> RenderedContent:
+    """Render a template already loaded: no database work, so no transaction need be open."""
+    name = f"{record.channel.value}/{record.key}"
+    if record.channel is Channel.SMS:
+        body = renderer.render_sms(record.source, context, name=name)
+        return RenderedContent(record.channel, record.version, None, body, None)
+    email = renderer.render_email(record.source, store.email_layouts(), context, name=name)
+    return RenderedContent(record.channel, record.version, email.subject, email.text, email.html)

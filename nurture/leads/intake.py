@@ -1,0 +1,450 @@
+"""Intake: validate, normalise and de-duplicate a consult sign-up, record its consent, enrol it.
+
+Everything a sign-up writes (lead, consent events, enrolments, planned rows, audit) lands in one
+transaction, so a bad or interrupted request leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from nurture import clock, consent
+from nurture.db import audit
+from nurture.db.models import Channel, ConsentAction, ConsentSource, Lead, Purpose
+from nurture.outbox import planner
+from nurture.program import windows
+from nurture.program.sequences import Catalog, LifecycleEvent
+
+ZIP_CODE = re.compile(r"^\d{5}(-\d{4})?$")
+MAX_SOURCE_BYTES = 4096
+
+
+class ConsentChoices(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email_marketing: bool = False
+    sms_marketing: bool = False
+    sms_care: bool = False
+
+
+# A name is text to show, never a way in: no encoded-words (=?utf-8?q?…?=, which mail software
+# decodes into header lines), no links, no markup or template brackets, no invisible characters.
+NAME_REFUSED = re.compile(r"=\?|://|www\.|[<>\[\]{}\\|`]", re.IGNORECASE)
+# Zero-width joiners are part of how some scripts and emoji are written; every other format,
+# control or separator character is invisible or reorders text (bidi overrides) and is refused.
+JOINERS = {"\u200c", "\u200d"}
+
+
+def _clean_text(value: str) -> str:
+    for char in value:
+        if (
+            unicodedata.category(char) in {"Cc", "Cf", "Co", "Cs", "Zl", "Zp"}
+            and char not in JOINERS
+        ):
+            raise ValueError(f"must not contain invisible or control characters ({ord(char):#06x})")
+    return " ".join(value.split())
+
+
+def _clean_name(value: str) -> str:
+    value = _clean_text(value)
+    if NAME_REFUSED.search(value):
+        raise ValueError(
+            "please enter just your name, without links, code or the characters < > [ ] { } \\ | `"
+        )
+    return value
+
+
+# Numbers that can never be a person's mobile phone: texts to them fail or cost the clinic money.
+NOT_A_MOBILE = {
+    phonenumbers.PhoneNumberType.TOLL_FREE: "a toll-free number",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    phonenumbers.PhoneNumberType.SHARED_COST: "a shared-cost number",
+    phonenumbers.PhoneNumberType.UAN: "a company number",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "a voicemail number",
+    phonenumbers.PhoneNumberType.PAGER: "a pager number",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "a forwarding number",
+}
+
+
+def normalize_phone(raw: str) -> str:
+    """E.164 for a valid number that can be a mobile; US numbers may omit the country code."""
+    try:
+        number = phonenumbers.parse(raw, "US")
+    except phonenumbers.NumberParseException:
+        raise ValueError(
+            "not a phone number; write it like (208) 555-0134 or +12085550134"
+        ) from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number; check the area code and digits")
+    kind = NOT_A_MOBILE.get(phonenumbers.number_type(number))
+    if kind is not None:
+        raise ValueError(f"this is {kind}, not a mobile phone; give your own cell number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(raw: str) -> str:
+    """The address in plain ASCII, lower-cased; an international domain in its xn-- form.
+
+    An address with non-ASCII characters before the @ would need SMTPUTF8 end to end, which
+    most clinics' mail providers do not offer: it is refused here with a clear message rather
+    than accepted and left undeliverable."""
+    if not raw.partition("@")[0].isascii():
+        raise ValueError(
+            "the part before the @ has letters we cannot send to (such as ü or é); "
+            "give an address with only English letters, digits and . _ - + before the @"
+        )
+    try:
+        result = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as error:
+        raise ValueError(f"not a valid e-mail address: {error}") from None
+    if result.ascii_email is None:  # pragma: no cover - allow_smtputf8=False guarantees it
+        raise ValueError("not a valid e-mail address")
+    return result.ascii_email.lower()
+
+
+class Signup(BaseModel):
+    """A consult sign-up as the form or the clinic's website sends it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name: str = Field(default="", max_length=100)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=40)
+    timezone: str | None = Field(default=None, max_length=64)
+    postal_code: str | None = Field(default=None, max_length=10)
+    consent: ConsentChoices = Field(default_factory=ConsentChoices)
+    consent_text: str | None = Field(default=None, max_length=5000)
+    consent_version: str | None = Field(default=None, max_length=64)
+    source: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("first_name", "last_name")
+    @classmethod
+    def _names(cls, value: str) -> str:
+        return _clean_name(value)
+
+    @field_validator("email", "phone", "timezone", "postal_code", "consent_text", "consent_version")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return normalize_email(value) if value else None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return normalize_phone(value) if value else None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as America/Boise"
+            ) from None
+        return value
+
+    @field_validator("postal_code")
+    @classmethod
+    def _postal_code(cls, value: str | None) -> str | None:
+        if value is not None and not ZIP_CODE.match(value):
+            raise ValueError("not a US ZIP code; write 5 digits, e.g. 83402")
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, default=str)) > MAX_SOURCE_BYTES:
+            raise ValueError(f"too large; keep it under {MAX_SOURCE_BYTES} bytes")
+        return value
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    message: str
+
+
+def cross_field_problems(
+    signup: Signup, *, sms_countries: list[str] | None = None
+) -> list[FieldProblem]:
+    """Rules that span fields, each reported against the field the person should fix."""
+    problems = []
+    if not signup.email and not signup.phone:
+        problems.append(FieldProblem("email", "give an e-mail address or a phone number"))
+    texts = signup.consent.sms_marketing or signup.consent.sms_care
+    if texts and not signup.phone:
+        problems.append(FieldProblem("phone", "a phone number is needed to receive texts"))
+    if signup.consent.email_marketing and not signup.email:
+        problems.append(FieldProblem("email", "an e-mail address is needed to receive e-mail"))
+    if texts and signup.phone and sms_countries is not None:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(signup.phone))
+        if region not in sms_countries:
+            problems.append(
+                FieldProblem("phone", f"we can only text numbers in {', '.join(sms_countries)}")
+            )
+    if (texts or signup.consent.email_marketing) and not signup.consent_text:
+        problems.append(
+            FieldProblem(
+                "consent_text", "the disclosure the person saw is required to record consent"
+            )
+        )
+    return problems
+
+
+# A field people never see (hidden from sight and from screen readers): only bots fill it in.
+HONEYPOT_FIELD = "website"
+
+
+def is_bot(data: dict[str, Any]) -> bool:
+    """True when the honeypot was filled in; it is removed from ``data`` either way."""
+    return bool(str(data.pop(HONEYPOT_FIELD, "") or "").strip())
+
+
+class InvalidSignupError(ValueError):
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+def _field_problems(error: ValidationError) -> list[FieldProblem]:
+    return [
+        FieldProblem(
+            ".".join(str(part) for part in item["loc"]) or "body",
+            item["msg"].removeprefix("Value error, "),
+        )
+        for item in error.errors(include_url=False)
+    ]
+
+
+def parse_signup(data: object, *, sms_countries: list[str] | None = None) -> Signup:
+    """Validate raw input; raise InvalidSignupError naming every bad field at once."""
+    try:
+        signup = Signup.model_validate(data)
+    except ValidationError as error:
+        problems = _field_problems(error)
+        # Check the rules that span fields on what is left, so the person sees every problem
+        # in one go ("a phone number is needed" alongside "not a valid e-mail address").
+        if isinstance(data, dict):
+            flagged = {problem.field.split(".")[0] for problem in problems}
+            rest = {key: value for key, value in data.items() if key not in flagged}
+            try:
+                partial = Signup.model_validate(rest)
+            except ValidationError:
+                pass
+            else:
+                problems += [
+                    p
+                    for p in cross_field_problems(partial, sms_countries=sms_countries)
+                    if p.field.split(".")[0] not in flagged
+                ]
+        raise InvalidSignupError(problems) from None
+    problems = cross_field_problems(signup, sms_countries=sms_countries)
+    if problems:
+        raise InvalidSignupError(problems)
+    return signup
+
+
+@dataclass(frozen=True)
+class RequestEvidence:
+    """Where and how consent was given: kept with every consent event."""
+
+    ip: str | None
+    user_agent: str | None
+    page_url: str | None
+    source: ConsentSource
+
+
+@dataclass(frozen=True)
+class SignupResult:
+    lead_id: uuid.UUID
+    created: bool
+
+
+def find_lead(session: Session, reference: str) -> Lead | None:
+    """A lead by id, e-mail address or phone number (any common way of writing them)."""
+    try:
+        return session.get(Lead, uuid.UUID(reference))
+    except ValueError:
+        pass
+    for normalize, column in ((normalize_email, Lead.email), (normalize_phone, Lead.phone)):
+        try:
+            value = normalize(reference)
+        except ValueError:
+            continue
+        found = session.scalars(select(Lead).where(column == value)).one_or_none()
+        if found is not None:
+            return found
+    return None
+
+
+def find_existing(session: Session, email: str | None, phone: str | None) -> list[Lead]:
+    conditions = []
+    if email:
+        conditions.append(Lead.email == email)
+    if phone:
+        conditions.append(Lead.phone == phone)
+    return list(session.scalars(select(Lead).where(or_(*conditions))))
+
+
+def _grants(signup: Signup) -> list[tuple[Channel, Purpose, str | None]]:
+    """(channel, purpose, the checkbox that granted it) for each consent this sign-up gives."""
+    grants: list[tuple[Channel, Purpose, str | None]] = []
+    if signup.email:
+        # Mail about the consultation they asked for is care, not marketing (CAN-SPAM's
+        # transactional class); it is still recorded so the ledger is the only truth.
+        grants.append((Channel.EMAIL, Purpose.CARE, None))
+    if signup.consent.email_marketing:
+        grants.append((Channel.EMAIL, Purpose.MARKETING, "email_marketing"))
+    if signup.consent.sms_care:
+        grants.append((Channel.SMS, Purpose.CARE, "sms_care"))
+    if signup.consent.sms_marketing:
+        grants.append((Channel.SMS, Purpose.MARKETING, "sms_marketing"))
+    return grants
+
+
+def _apply(
+    session: Session,
+    signup: Signup,
+    evidence: RequestEvidence,
+    *,
+    catalog: Catalog,
+    clinic_zone: ZoneInfo,
+    now: datetime,
+) -> SignupResult:
+    existing = find_existing(session, signup.email, signup.phone)
+    by_email = next(
+        (lead for lead in existing if signup.email and lead.email == signup.email), None
+    )
+    by_phone = next(
+        (lead for lead in existing if signup.phone and lead.phone == signup.phone), None
+    )
+    lead = by_email or by_phone
+    created = lead is None
+    if lead is None:
+        lead = Lead(
+            id=uuid.uuid4(),
+            first_name=signup.first_name,
+            last_name=signup.last_name,
+            email=signup.email,
+            phone=signup.phone,
+            timezone=signup.timezone,
+            postal_code=signup.postal_code,
+            state=windows.state_for_postal_code(signup.postal_code),
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(lead)
+        session.flush()
+    else:
+        # Fill what we did not know; never move an address that belongs to someone else.
+        if signup.email and lead.email is None and by_phone is lead and by_email is None:
+            lead.email = signup.email
+        if signup.phone and lead.phone is None and by_phone is None:
+            lead.phone = signup.phone
+        lead.timezone = signup.timezone or lead.timezone
+        lead.postal_code = signup.postal_code or lead.postal_code
+        lead.state = windows.state_for_postal_code(lead.postal_code) or lead.state
+        lead.last_name = lead.last_name or signup.last_name
+    # Consent follows the identifier it was given for: SMS consent belongs to the lead who owns
+    # the number, even when the e-mail matched a different record.
+    sms_owner = by_phone or lead
+    for channel, purpose, checkbox in _grants(signup):
+        owner = sms_owner if channel is Channel.SMS else lead
+        consent.record(
+            session,
+            lead_id=owner.id,
+            channel=channel,
+            purpose=purpose,
+            action=ConsentAction.GRANTED,
+            source=evidence.source,
+            evidence={
+                "disclosure_text": signup.consent_text,
+                "disclosure_version": signup.consent_version,
+                "page_url": evidence.page_url,
+                "ip": evidence.ip,
+                "user_agent": evidence.user_agent,
+                "name": f"{signup.first_name} {signup.last_name}".strip(),
+                "contact": owner.phone if channel is Channel.SMS else owner.email,
+                "checkbox": checkbox,
+            },
+            actor="lead",
+        )
+    if by_email is not None and by_phone is not None and by_email is not by_phone:
+        audit.record(
+            session,
+            actor="lead",
+            action="lead.identity_conflict",
+            lead_id=lead.id,
+            details={"phone_lead_id": str(by_phone.id)},
+        )
+    audit.record(
+        session,
+        actor="lead",
+        action="lead.signed_up" if created else "lead.signed_up_again",
+        lead_id=lead.id,
+        details={"source": signup.source, "page_url": evidence.page_url},
+    )
+    planner.handle_event(
+        session,
+        lead,
+        LifecycleEvent.SIGNED_UP,
+        catalog=catalog,
+        clinic_zone=clinic_zone,
+        now=now,
+        actor="lead",
+    )
+    return SignupResult(lead_id=lead.id, created=created)
+
+
+def submit_signup(
+    factory: sessionmaker[Session],
+    signup: Signup,
+    evidence: RequestEvidence,
+    *,
+    catalog: Catalog,
+    clinic_zone: ZoneInfo,
+) -> SignupResult:
+    """Store a sign-up in one transaction. Two identical sign-ups racing each other end as one
+    lead and one enrolment: the loser hits a unique constraint and retries as the existing lead.
+    """
+    problems = cross_field_problems(signup)
+    if problems:
+        raise InvalidSignupError(problems)
+    attempts = 3
+    for attempt in range(attempts):
+        try:
+            with factory.begin() as session:
+                return _apply(
+                    session,
+                    signup,
+                    evidence,
+                    catalog=catalog,
+                    clinic_zone=clinic_zone,
+                    now=clock.utcnow(),
+                )
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")

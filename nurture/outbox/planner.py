@@ -1,0 +1,337 @@
+"""Enrolment and planning: lifecycle events become rows in the messages outbox.
+
+Planning writes every step's row with its ``due_at`` at once, in the transaction that enrols
+the lead; the database is the schedule and Celery only ever carries work that is due now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session
+
+from nurture.db import audit
+from nurture.db.models import (
+    PENDING_STATUSES,
+    Enrollment,
+    EnrollmentStatus,
+    Lead,
+    Message,
+    MessageStatus,
+)
+from nurture.outbox import states
+from nurture.program import windows
+from nurture.program.sequences import Anchor, Catalog, LifecycleEvent, Sequence, Step
+
+
+def due_instant(anchor_at: datetime, step: Step, zone: ZoneInfo) -> datetime:
+    """When a step is due: the anchor plus the offset, moved to ``at`` local time if given."""
+    due = anchor_at + step.offset
+    if step.at is None:
+        return due
+    local_day = due.astimezone(zone).date()
+    return datetime.combine(local_day, step.at, tzinfo=zone).astimezone(due.tzinfo)
+
+
+def idempotency_key(enrollment_id: int, step_key: str, anchor_version: int) -> str:
+    # The anchor version is part of the key: a reminder planned for an old consult time can
+    # never collide with, or be mistaken for, the one planned for the new time.
+    return f"{enrollment_id}:{step_key}:{anchor_version}"
+
+
+def handle_event(
+    session: Session,
+    lead: Lead,
+    event: LifecycleEvent,
+    *,
+    catalog: Catalog,
+    clinic_zone: ZoneInfo,
+    now: datetime,
+    actor: str,
+) -> list[Enrollment]:
+    """Apply a lifecycle event: end the enrolments it exits, start the ones it triggers."""
+    for sequence in catalog.exited_by(event):
+        exit_enrollment(session, lead, sequence.key, reason=event.value, now=now, actor=actor)
+    started = []
+    for sequence in catalog.triggered_by(event):
+        enrollment = enroll(session, lead, sequence, clinic_zone=clinic_zone, now=now, actor=actor)
+        if enrollment is not None:
+            started.append(enrollment)
+    return started
+
+
+def active_enrollment(session: Session, lead: Lead, sequence_key: str) -> Enrollment | None:
+    return session.scalars(
+        select(Enrollment).where(
+            Enrollment.lead_id == lead.id,
+            Enrollment.sequence_key == sequence_key,
+            Enrollment.status == EnrollmentStatus.ACTIVE,
+        )
+    ).one_or_none()
+
+
+def enroll(
+    session: Session,
+    lead: Lead,
+    sequence: Sequence,
+    *,
+    clinic_zone: ZoneInfo,
+    now: datetime,
+    actor: str,
+) -> Enrollment | None:
+    """Enrol the lead and plan its rows; None if it is enrolled already, or was and may not
+    enter again (``reenter``), or its cool-down has not passed."""
+    if active_enrollment(session, lead, sequence.key) is not None:
+        return None
+    last_ended = session.scalar(
+        select(func.max(Enrollment.ended_at)).where(
+            Enrollment.lead_id == lead.id, Enrollment.sequence_key == sequence.key
+        )
+    )
+    if last_ended is not None and (not sequence.reenter or now < last_ended + sequence.cooldown):
+        return None
+    enrollment = Enrollment(
+        lead_id=lead.id,
+        sequence_key=sequence.key,
+        sequence_version=sequence.version,
+        status=EnrollmentStatus.ACTIVE,
+        enrolled_at=now,
+    )
+    session.add(enrollment)
+    session.flush()  # the id is part of every row's idempotency key
+    for step in sequence.steps:
+        plan_step(session, lead, enrollment, sequence, step, clinic_zone=clinic_zone, now=now)
+    audit.record(
+        session,
+        actor=actor,
+        action="enrollment.started",
+        lead_id=lead.id,
+        details={"sequence": sequence.key, "version": sequence.version},
+    )
+    return enrollment
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    """When a step is due for a lead, or why it will not be sent (pure; no database)."""
+
+    due_at: datetime
+    not_after: datetime | None
+    anchor_version: int
+    skipped_reason: str | None
+
+
+def plan_row(
+    lead: Lead, step: Step, *, enrolled_at: datetime, clinic_zone: ZoneInfo, now: datetime
+) -> PlannedRow | None:
+    """The plan for one step; None while its anchor is unknown (planned when it appears).
+
+    The simulator calls this same function, so what marketing previews is what is planned.
+    """
+    if step.anchor is Anchor.CONSULT_AT:
+        anchor_at, anchor_version = lead.consult_at, lead.consult_version
+    else:
+        anchor_at, anchor_version = enrolled_at, 0
+    if anchor_at is None:
+        return None
+    zone = windows.lead_zone(lead.timezone, clinic_zone, lead.postal_code, lead.phone)
+    due_at = due_instant(anchor_at, step, zone)
+    not_after = lead.consult_at if step.not_after == "consult_at" else None
+    reason = None
+    # A step whose moment has passed is recorded as skipped, never sent late in a burst.
+    # A minute of grace keeps "send now" steps (offset 0s) from tripping over the clock.
+    if due_at < now - timedelta(minutes=1):
+        reason = "its time had passed when it was planned"
+    elif not_after is not None and due_at >= not_after:
+        reason = "it would arrive after the consult"
+    return PlannedRow(due_at, not_after, anchor_version, reason)
+
+
+def plan_step(
+    session: Session,
+    lead: Lead,
+    enrollment: Enrollment,
+    sequence: Sequence,
+    step: Step,
+    *,
+    clinic_zone: ZoneInfo,
+    now: datetime,
+) -> Message | None:
+    """Write the row for one step, or nothing while its anchor is unknown."""
+    planned = plan_row(
+        lead, step, enrolled_at=enrollment.enrolled_at, clinic_zone=clinic_zone, now=now
+    )
+    if planned is None:
+        return None
+    message = Message(
+        enrollment_id=enrollment.id,
+        lead_id=lead.id,
+        sequence_key=sequence.key,
+        step_key=step.key,
+        channel=step.channel,
+        purpose=step.purpose,
+        template_key=step.template,
+        anchor=step.anchor.value,
+        anchor_version=planned.anchor_version,
+        due_at=planned.due_at,
+        not_after=planned.not_after,
+        status=states.planned(planned.skipped_reason),
+        last_error=planned.skipped_reason,
+        status_at=now,
+        idempotency_key=idempotency_key(enrollment.id, step.key, planned.anchor_version),
+        created_at=now,
+    )
+    session.add(message)
+    return message
+
+
+def replan_consult(
+    session: Session,
+    lead: Lead,
+    *,
+    catalog: Catalog,
+    clinic_zone: ZoneInfo,
+    now: datetime,
+    actor: str,
+) -> None:
+    """The consult moved (or appeared, or was cancelled): in this one transaction, cancel every
+    pending row planned from an older consult time and plan the steps anchored on the new one.
+
+    Rows are never edited in place: the old row is cancelled and a new one, whose idempotency key
+    carries the new anchor version, takes its place, so an old reminder can never go out."""
+    replanned = 0
+    for enrollment in session.scalars(
+        select(Enrollment).where(
+            Enrollment.lead_id == lead.id, Enrollment.status == EnrollmentStatus.ACTIVE
+        )
+    ):
+        sequence = catalog.by_key.get(enrollment.sequence_key)
+        if sequence is None:
+            continue
+        states.move(
+            session,
+            and_(
+                Message.enrollment_id == enrollment.id,
+                Message.anchor == Anchor.CONSULT_AT.value,
+                Message.anchor_version != lead.consult_version,
+            ),
+            from_=PENDING_STATUSES,
+            to=MessageStatus.CANCELLED,
+            now=now,
+            last_error="the consult moved; re-planned",
+        )
+        # Rows anchored on the enrolment that must not outlive the consult follow it too.
+        session.execute(
+            update(Message)
+            .where(
+                Message.enrollment_id == enrollment.id,
+                Message.anchor != Anchor.CONSULT_AT.value,
+                Message.not_after.is_not(None),
+                Message.status == MessageStatus.SCHEDULED,
+            )
+            .values(not_after=lead.consult_at)
+            .execution_options(synchronize_session=False)
+        )
+        for step in sequence.steps:
+            if step.anchor is not Anchor.CONSULT_AT or lead.consult_at is None:
+                continue
+            key = idempotency_key(enrollment.id, step.key, lead.consult_version)
+            if session.scalar(select(Message.id).where(Message.idempotency_key == key)) is not None:
+                continue  # already planned for this consult time
+            if plan_step(
+                session, lead, enrollment, sequence, step, clinic_zone=clinic_zone, now=now
+            ):
+                replanned += 1
+    if replanned:
+        audit.record(
+            session,
+            actor=actor,
+            action="enrollment.replanned",
+            lead_id=lead.id,
+            details={"consult_version": lead.consult_version, "rows": replanned},
+        )
+
+
+def skip_confirm_requests(session: Session, lead: Lead, *, catalog: Catalog, now: datetime) -> int:
+    """The lead confirmed: the steps that would ask them to confirm are no longer needed."""
+    steps = [
+        (sequence.key, step.key)
+        for sequence in catalog.by_key.values()
+        for step in sequence.steps
+        if step.confirm_request
+    ]
+    skipped = 0
+    for sequence_key, step_key in steps:
+        skipped += states.move(
+            session,
+            and_(
+                Message.lead_id == lead.id,
+                Message.sequence_key == sequence_key,
+                Message.step_key == step_key,
+            ),
+            from_=PENDING_STATUSES,
+            to=MessageStatus.SKIPPED,
+            now=now,
+            last_error="the consult is already confirmed",
+        )
+    return skipped
+
+
+def complete_finished(session: Session, *, catalog: Catalog, now: datetime) -> int:
+    """Mark enrolments with nothing left to send as completed.
+
+    Sequences anchored on the consult stay active until an exit event: a reschedule after the
+    last reminder must still find them."""
+    keys = [
+        sequence.key
+        for sequence in catalog.by_key.values()
+        if all(step.anchor is Anchor.ENROLLED_AT for step in sequence.steps)
+    ]
+    if not keys:
+        return 0
+    pending = select(Message.id).where(
+        Message.enrollment_id == Enrollment.id,
+        Message.status.in_((*PENDING_STATUSES, MessageStatus.SENDING)),
+    )
+    result = session.execute(
+        update(Enrollment)
+        .where(
+            Enrollment.status == EnrollmentStatus.ACTIVE,
+            Enrollment.sequence_key.in_(keys),
+            ~pending.exists(),
+        )
+        .values(status=EnrollmentStatus.COMPLETED, ended_at=now, exit_reason="all steps done")
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def exit_enrollment(
+    session: Session, lead: Lead, sequence_key: str, *, reason: str, now: datetime, actor: str
+) -> bool:
+    """End the lead's active enrolment in a sequence and cancel its pending rows."""
+    enrollment = active_enrollment(session, lead, sequence_key)
+    if enrollment is None:
+        return False
+    enrollment.status = EnrollmentStatus.EXITED
+    enrollment.exit_reason = reason
+    enrollment.ended_at = now
+    states.move(
+        session,
+        Message.enrollment_id == enrollment.id,
+        from_=PENDING_STATUSES,
+        to=MessageStatus.CANCELLED,
+        now=now,
+        last_error=f"exited: {reason}",
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="enrollment.exited",
+        lead_id=lead.id,
+        details={"sequence": sequence_key, "reason": reason},
+    )
+    return True

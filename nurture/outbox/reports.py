@@ -1,0 +1,301 @@
+"""Delivery reports from the provider: stored once per idempotency token, applied to the
+attempt they are about, and never dropped because they arrived early.
+
+A text's StatusCallback URL names its message and attempt (:func:`callback_query`), so a report
+finds its row even before the send settles. Each report is weighed against its attempt:
+
+* the row is still ``sending`` for that attempt (the report beat the provider's answer): the
+  report waits, unapplied, and :func:`settle_attempt` applies it when the send settles;
+* it is about an earlier attempt: it is recorded and moves nothing (attempt 2 is not attempt 1);
+* otherwise it moves the row along the table's arrows (below) and is marked applied.
+
+Both paths lock the message row, so a report and a settling send never miss each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from nurture.db import audit
+from nurture.db.models import Channel, DeliveryEvent, Message, MessageAttempt, MessageStatus
+from nurture.outbox import dispatch, provider_errors, states
+from nurture.runtime import Services
+from nurture.transports.twilio_errors import ErrorClass, classify
+
+# Where each provider report takes a row (Twilio's order: queued → sending → sent → delivered |
+# undelivered | failed). Reports before "sent" only settle an `unknown` row; a final report moves
+# a row only along the table's arrows, so a later report never moves a row back (delivered
+# stays delivered, and an `undelivered` after it is kept only as a delivery event).
+FINAL = {
+    "delivered": MessageStatus.DELIVERED,
+    "read": MessageStatus.DELIVERED,
+    "undelivered": MessageStatus.UNDELIVERED,
+    "failed": MessageStatus.FAILED,
+}
+ACCEPTED = {"accepted", "scheduled", "queued", "sending", "sent"}
+MAY_MOVE = states.REPORTABLE
+# Settled so that the provider may have the text: its early reports can now be applied.
+MAY_HAVE_LEFT = (MessageStatus.SENT, MessageStatus.UNKNOWN)
+
+# The StatusCallback URL's query: which message and attempt a report is about.
+MESSAGE_PARAM = "message"
+ATTEMPT_PARAM = "attempt"
+
+
+def callback_query(message_id: int, attempt: int) -> str:
+    """The query a text's StatusCallback URL carries (Twilio signs it with the URL)."""
+    return urlencode({MESSAGE_PARAM: message_id, ATTEMPT_PARAM: attempt})
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which message and attempt a report is about (from its URL, else from its sid)."""
+
+    message_id: int
+    attempt: int
+
+
+def record_status(
+    session: Session,
+    *,
+    provider_id: str,
+    status: str,
+    error_code: int | None,
+    idempotency_key: str,
+    payload: dict[str, Any],
+    services: Services,
+    now: datetime,
+    target: Target | None = None,
+) -> bool:
+    """Store one status callback and apply it if its attempt has settled.
+
+    False if it was seen before and already weighed (nothing changes twice); a copy of a
+    report that is still waiting (stored when nothing could take it yet) is weighed again.
+    """
+    found = _resolve(session, provider_id, target)
+    event = DeliveryEvent(
+        idempotency_key=idempotency_key,
+        message_id=found.message_id if found else None,
+        attempt=found.attempt if found else None,
+        provider_id=provider_id,
+        status=status,
+        error_code=str(error_code) if error_code else None,
+        payload=payload,
+        received_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(event)
+    except IntegrityError:
+        seen = session.scalars(
+            select(DeliveryEvent).where(DeliveryEvent.idempotency_key == idempotency_key)
+        ).one()
+        if seen.applied_at is not None:
+            return False
+        if seen.message_id is None and found is not None:
+            seen.message_id, seen.attempt = found.message_id, found.attempt
+        event = seen
+    if event.message_id is None:
+        return True  # no message yet: a send that learns this sid, or a copy, will take it
+    # Locked after the event is written: a send settling meanwhile either committed first
+    # (and this sees its outcome) or waits for this commit (and then sees this event).
+    message = session.scalars(
+        select(Message)
+        .where(Message.id == event.message_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).one()
+    _weigh(session, event, message, services=services, now=now)
+    return True
+
+
+def settle_attempt(
+    session: Session,
+    moved: Message | None,
+    *,
+    message_id: int,
+    number: int,
+    outcome: MessageStatus,
+    provider_id: str | None,
+    started_at: datetime,
+    services: Services,
+    now: datetime,
+) -> int:
+    """Record provider call ``number`` of a message, just ended; return how many reports that
+    beat it were applied.
+
+    Called by the sender in the transaction that settles the row; ``moved`` is the row when it
+    took the outcome (None when someone else moved it first). When it did and the provider
+    may have the text, the reports of this attempt that arrived first are applied now, in the
+    order they came: a report is never dropped for being early. Reports that know only the
+    sid (an old callback URL) are claimed by it.
+    """
+    session.add(
+        MessageAttempt(
+            message_id=message_id,
+            number=number,
+            provider_id=provider_id,
+            started_at=started_at,
+            settled_at=now,
+            outcome=outcome,
+        )
+    )
+    if moved is None or outcome not in MAY_HAVE_LEFT:
+        return 0
+    message = moved
+    mine = and_(DeliveryEvent.message_id == message_id, DeliveryEvent.attempt == number)
+    if provider_id is not None:
+        by_sid = and_(DeliveryEvent.message_id.is_(None), DeliveryEvent.provider_id == provider_id)
+        mine = or_(mine, by_sid)
+    waiting = session.scalars(
+        select(DeliveryEvent)
+        .where(DeliveryEvent.applied_at.is_(None), mine)
+        .order_by(DeliveryEvent.received_at, DeliveryEvent.id)
+    ).all()
+    if not waiting:
+        return 0
+    session.refresh(message)  # what the settling move wrote
+    for event in waiting:
+        event.message_id, event.attempt = message_id, number
+        _weigh(session, event, message, services=services, now=now)
+    return len(waiting)
+
+
+def _resolve(session: Session, provider_id: str, target: Target | None) -> Target | None:
+    """The message and attempt a report is about: the URL says; else its sid; else None."""
+    if target is not None and session.scalar(
+        select(Message.id).where(Message.id == target.message_id)
+    ):
+        return target
+    by_attempt = session.execute(
+        select(MessageAttempt.message_id, MessageAttempt.number)
+        .where(MessageAttempt.provider_id == provider_id)
+        .order_by(MessageAttempt.number.desc())
+        .limit(1)
+    ).one_or_none()
+    if by_attempt is not None:
+        return Target(by_attempt.message_id, by_attempt.number)
+    # A row settled without an attempt record (ops or the reconciler gave it this id): the id
+    # on the row is its current attempt's, since a new attempt clears it when it starts.
+    row = session.execute(
+        select(Message.id, Message.attempts).where(Message.provider_id == provider_id).limit(1)
+    ).one_or_none()
+    return None if row is None else Target(row.id, max(row.attempts, 1))
+
+
+def _weigh(
+    session: Session,
+    event: DeliveryEvent,
+    message: Message,
+    *,
+    services: Services,
+    now: datetime,
+) -> None:
+    """Apply a report to its (locked) message, or leave it waiting for its send to settle."""
+    current = event.attempt == max(message.attempts, 1)
+    if current and message.status is MessageStatus.SENDING:
+        return  # it beat the provider's answer: settle_attempt applies it
+    event.applied_at = now
+    if not current or message.channel is not Channel.SMS:
+        return  # an earlier attempt's report (or an e-mail's): recorded, nothing moves
+    error_code = int(event.error_code) if event.error_code else None
+    _apply(session, message, event.status, error_code, event.provider_id, services, now)
+
+
+def _apply(
+    session: Session,
+    message: Message,
+    status: str,
+    error_code: int | None,
+    provider_id: str,
+    services: Services,
+    now: datetime,
+) -> None:
+    """Move the row where the report takes it (FINAL, ACCEPTED) and learn from its error code."""
+    status = status.lower()
+    if status in ACCEPTED:
+        # The provider has it: that settles a row the reaper could only guess about.
+        _move(
+            session,
+            message,
+            (MessageStatus.UNKNOWN,),
+            MessageStatus.SENT,
+            now=now,
+            reason=None,
+            provider_id=provider_id,
+        )
+        return
+    final = FINAL.get(status)
+    if final is None:
+        return
+    reason = f"provider status {status}" + (f", error {error_code}" if error_code else "")
+    target, values = final, {}
+    if (
+        final is not MessageStatus.DELIVERED
+        and classify(error_code) is ErrorClass.RETRY
+        and message.attempts < services.settings.max_attempts
+    ):
+        # Twilio could not deliver it and says trying again may work: the same row goes back
+        # to the schedule (never a Celery countdown).
+        target = MessageStatus.SCHEDULED
+        base = timedelta(seconds=services.settings.retry_base)
+        values["due_at"] = now + dispatch.retry_delay(message.attempts, base=base)
+    moved = _move(
+        session,
+        message,
+        MAY_MOVE,
+        target,
+        now=now,
+        reason=reason if final is not MessageStatus.DELIVERED else None,
+        code=error_code,
+        provider_id=provider_id,
+        **values,
+    )
+    if moved and final is not MessageStatus.DELIVERED:
+        # What the code means for the lead (an opt-out held by the carrier, a dead number, a
+        # filtered sender), once: a report that moved nothing changes nothing else either.
+        provider_errors.apply_sms_error(
+            session,
+            message,
+            error_code,
+            clinic=services.clinic,
+            public_url=services.settings.public_url,
+            now=now,
+            actor="provider",
+        )
+
+
+def _move(
+    session: Session,
+    message: Message,
+    sources: tuple[MessageStatus, ...],
+    target: MessageStatus,
+    *,
+    now: datetime,
+    reason: str | None,
+    code: int | None = None,
+    **values: Any,
+) -> bool:
+    """The guarded move of one reported row, audited; False when the row was not in ``sources``."""
+    if reason is not None:
+        values["last_error"] = reason
+    if code is not None:
+        values["error_code"] = str(code)
+    if not states.move(session, message, from_=sources, to=target, now=now, **values):
+        return False
+    audit.record(
+        session,
+        actor="provider",
+        action=f"message.{target.value}",
+        lead_id=message.lead_id,
+        message_id=message.id,
+        details={"reason": reason} if reason else {},
+    )
+    return True

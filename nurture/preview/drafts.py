@@ -1,0 +1,126 @@
+"""The template studio's operations, shared by the admin UI and the CLI: preview, lint,
+save a draft, publish (refused on lint errors), send a test to oneself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nurture import clock, content
+from nurture.content import template_store
+from nurture.content.lint import LintReport, LintTarget, lint_template, purposes_for
+from nurture.content.samples import SAMPLE_ALERT
+from nurture.content.sms_encoding import SmsShape, measure
+from nurture.db.models import Channel, Lead, Purpose, TemplateVersion
+from nurture.runtime import Services
+from nurture.transports import OutgoingEmail, OutgoingSms
+
+
+class PublishRefusedError(Exception):
+    def __init__(self, report: LintReport) -> None:
+        super().__init__("\n".join(str(f) for f in report.errors))
+        self.report = report
+
+
+@dataclass(frozen=True)
+class Preview:
+    subject: str | None
+    text: str
+    html: str | None
+    sms: SmsShape | None
+
+
+def source_of(services: Services, channel: Channel, key: str, version: int | None) -> str:
+    """A version's source; None means the one published now (or the file, if never imported)."""
+    if version is None:
+        return services.templates.get(channel, key).source
+    with services.sessions() as session:
+        row = template_store.get_version(session, channel, key, version)
+    if row is None:
+        raise LookupError(f"{channel.value}/{key} has no version {version}")
+    return row.source
+
+
+def main_purpose(services: Services, channel: Channel, key: str) -> Purpose:
+    purposes = purposes_for(services.catalog, channel, key)
+    for preferred in (Purpose.MARKETING, Purpose.OPTIN, Purpose.CARE, Purpose.ALERT):
+        if preferred in purposes:
+            return preferred
+    return Purpose.CARE
+
+
+def preview(services: Services, channel: Channel, key: str, source: str, lead: Lead) -> Preview:
+    """Render ``source`` for a lead exactly as the worker would; raises RenderError."""
+    purpose = main_purpose(services, channel, key)
+    context = content.context_for(
+        lead,
+        clinic=services.clinic,
+        public_url=services.settings.public_url,
+        secret=services.secret,
+        purpose=purpose,
+        alert=SAMPLE_ALERT if purpose is Purpose.ALERT else None,
+    )
+    name = f"{channel.value}/{key}"
+    if channel is Channel.SMS:
+        body = services.renderer.render_sms(source, context, name=name)
+        return Preview(None, body, None, measure(body))
+    email = services.renderer.render_email(
+        source, services.templates.email_layouts(), context, name=name
+    )
+    return Preview(email.subject, email.text, email.html, None)
+
+
+def lint_source(services: Services, channel: Channel, key: str, source: str) -> LintReport:
+    return lint_template(
+        LintTarget(channel, key, source, purposes_for(services.catalog, channel, key)),
+        renderer=services.renderer,
+        layouts=services.templates.email_layouts(),
+        policy=services.policy,
+        clinic=services.clinic,
+        public_url=services.settings.public_url,
+    )
+
+
+def lint_current(services: Services, channel: Channel, key: str) -> LintReport:
+    return lint_source(services, channel, key, services.templates.get(channel, key).source)
+
+
+def save_draft(
+    services: Services, channel: Channel, key: str, source: str, *, author: str
+) -> TemplateVersion:
+    with services.sessions.begin() as session:
+        return template_store.save_draft(
+            session, channel, key, source, author=author, now=clock.utcnow()
+        )
+
+
+def publish_version(
+    services: Services, channel: Channel, key: str, version: int, *, author: str
+) -> TemplateVersion:
+    """Publish after lint passes; PublishRefusedError carries the errors."""
+    report = lint_source(services, channel, key, source_of(services, channel, key, version))
+    if not report.ok:
+        raise PublishRefusedError(report)
+    with services.sessions.begin() as session:
+        return template_store.publish(
+            session, channel, key, version, author=author, now=clock.utcnow()
+        )
+
+
+def send_test(
+    services: Services, channel: Channel, key: str, shown: Preview, *, to: str, author: str
+) -> str:
+    """Send a rendered preview to a staff member through the real transport; the provider id."""
+    reference = f"test-{channel.value}-{key}"
+    if channel is Channel.EMAIL:
+        assert shown.subject is not None
+        assert shown.html is not None
+        return services.email.send(
+            OutgoingEmail(
+                to=to,
+                subject=f"[TEST] {shown.subject}",
+                text=shown.text,
+                html=shown.html,
+                reference=reference,
+            )
+        )
+    return services.sms.send(OutgoingSms(to=to, body=shown.text, reference=reference))

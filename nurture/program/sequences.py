@@ -1,0 +1,193 @@
+"""Sequence definitions: one YAML file per sequence in ``config/sequences/`` (DESIGN.md §5).
+
+A file that is wrong in any way refuses to load, with the file, line and reason of every
+problem, so a typo never silently drops a reminder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import time, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from nurture.config.durations import parse_duration
+from nurture.config.yamlconf import ConfigError, ConfigProblem, YamlDocument, read_yaml, validate
+from nurture.db.models import Channel, Purpose
+from nurture.program.conditions import compile_condition
+
+KEBAB = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+
+
+class LifecycleEvent(StrEnum):
+    SIGNED_UP = "signed_up"
+    CONSULT_BOOKED = "consult_booked"
+    CONSULT_RESCHEDULED = "consult_rescheduled"
+    CONSULT_CANCELLED = "consult_cancelled"
+    CONSULT_COMPLETED = "consult_completed"
+    NO_SHOW = "no_show"
+
+
+class Anchor(StrEnum):
+    ENROLLED_AT = "enrolled_at"
+    CONSULT_AT = "consult_at"
+
+
+def _duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int) and value == 0:
+        return timedelta()
+    if not isinstance(value, str):
+        raise ValueError(f"bad duration {value!r}: write it as text such as 2d or -24h")
+    return parse_duration(value)
+
+
+def _local_time(value: object) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int):  # YAML 1.1 reads an unquoted 10:00 as sexagesimal 600
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    if not isinstance(value, str):
+        raise ValueError(f'bad time {value!r}: write it as "HH:MM", e.g. "10:00"')
+    try:
+        hours, minutes = (int(part) for part in value.split(":"))
+        return time(hours, minutes)
+    except ValueError:
+        raise ValueError(f'bad time {value!r}: write it as "HH:MM", e.g. "10:00"') from None
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+LocalTime = Annotated[time, BeforeValidator(_local_time)]
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(pattern=KEBAB, max_length=64)
+    channel: Channel
+    purpose: Purpose
+    template: str = Field(pattern=KEBAB, max_length=100)
+    offset: Duration
+    anchor: Anchor = Anchor.ENROLLED_AT
+    at: LocalTime | None = None
+    not_after: Literal["consult_at"] | None = None
+    when: str | None = None
+    # A step that asks the lead to confirm: skipped once they have (replied C).
+    confirm_request: bool = False
+
+    @field_validator("when")
+    @classmethod
+    def _condition_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            compile_condition(value)  # ConditionError is a ValueError: reported with the line
+        return value
+
+    @model_validator(mode="after")
+    def _optin_is_a_text(self) -> Step:
+        if self.purpose is Purpose.OPTIN and self.channel is not Channel.SMS:
+            raise ValueError("purpose optin is the SMS opt-in confirmation; use channel sms")
+        return self
+
+
+class Sequence(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(pattern=KEBAB, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    version: int = Field(ge=1)
+    trigger: LifecycleEvent
+    exit_on: list[LifecycleEvent] = Field(default_factory=list)
+    # After an enrolment ends, may the lead enter again (after the cool-down)?
+    reenter: bool = False
+    cooldown: Duration = timedelta(0)
+    steps: list[Step] = Field(min_length=1)
+
+    @field_validator("steps")
+    @classmethod
+    def _unique_step_keys(cls, steps: list[Step]) -> list[Step]:
+        seen: set[str] = set()
+        for step in steps:
+            if step.key in seen:
+                raise ValueError(f"duplicate step key {step.key!r}")
+            seen.add(step.key)
+        return steps
+
+
+class Catalog:
+    """All sequences, by key, as loaded and cross-checked at start-up."""
+
+    def __init__(self, sequences: Collection[Sequence]) -> None:
+        self.by_key = {sequence.key: sequence for sequence in sequences}
+
+    def triggered_by(self, event: LifecycleEvent) -> list[Sequence]:
+        return [sequence for sequence in self.by_key.values() if sequence.trigger is event]
+
+    def exited_by(self, event: LifecycleEvent) -> list[Sequence]:
+        return [sequence for sequence in self.by_key.values() if event in sequence.exit_on]
+
+    def step(self, sequence_key: str, step_key: str) -> Step | None:
+        sequence = self.by_key.get(sequence_key)
+        if sequence is None:
+            return None
+        return next((step for step in sequence.steps if step.key == step_key), None)
+
+
+def _name_steps(problems: list[ConfigProblem], path: Path) -> list[ConfigProblem]:
+    """'steps[2].offset: …' → "steps[2] (booking-nudge).offset: …": people know steps by key."""
+    try:
+        data = read_yaml(path).data
+        keys = [
+            step.get("key") if isinstance(step, dict) else None for step in data.get("steps", [])
+        ]
+    except (ConfigError, AttributeError):
+        return problems
+    named = []
+    for problem in problems:
+        reason = problem.reason
+        for index, key in enumerate(keys):
+            if key and reason.startswith(f"steps[{index}]"):
+                reason = f"steps[{index}] ({key})" + reason.removeprefix(f"steps[{index}]")
+                break
+        named.append(ConfigProblem(problem.path, problem.line, reason))
+    return named
+
+
+def load_catalog(
+    directory: Path, *, templates: Collection[tuple[Channel, str]] | None = None
+) -> Catalog:
+    """Load every ``*.yaml`` in ``directory``; raise ConfigError listing all problems.
+
+    ``templates``, when given, is the set of (channel, key) that exist; a step naming any
+    other template is an error.
+    """
+    if not directory.is_dir():
+        raise ConfigError([ConfigProblem(directory, None, "sequence directory does not exist")])
+    problems: list[ConfigProblem] = []
+    loaded: dict[str, tuple[YamlDocument, Sequence]] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            document = read_yaml(path)
+            sequence = validate(document, Sequence)
+        except ConfigError as error:
+            problems.extend(_name_steps(error.problems, path))
+            continue
+        if sequence.key in loaded:
+            other = loaded[sequence.key][0].path
+            problems.append(document.problem(("key",), f"{sequence.key!r} is also used by {other}"))
+            continue
+        loaded[sequence.key] = (document, sequence)
+        if templates is not None:
+            for index, step in enumerate(sequence.steps):
+                if (step.channel, step.template) not in templates:
+                    problem = document.problem(
+                        ("steps", index, "template"),
+                        f"no {step.channel.value} template {step.template!r}",
+                    )
+                    problems.extend(_name_steps([problem], path))
+    if problems:
+        raise ConfigError(problems)
+    return Catalog([sequence for _, sequence in loaded.values()])
