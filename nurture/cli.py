@@ -88,7 +88,7 @@ def _sync_templates(settings: Settings, *, force: bool, quiet: bool) -> None:
     services = services_or_exit(settings)
 
     def problems(channel: Channel, key: str, source: str) -> list[str]:
-        return [str(f) for f in lint_source(services, channel, key, source).errors]
+        return [str(f) for f in lint_source(services.studio, channel, key, source).errors]
 
     try:
         with services.sessions.begin() as session:
@@ -266,7 +266,14 @@ def sequences_simulate(
             raise UsageProblem(f"lead file:\n{error}") from None
         begin = instant("--start", start) or clock.utcnow()
         consult = instant("--consult-at", consult_at)
-        entries = simulate(sequence, sample, start=begin, consult_at=consult, services=services)
+        entries = simulate(
+            sequence,
+            sample,
+            start=begin,
+            consult_at=consult,
+            writer=services.writer,
+            policy=services.policy,
+        )
         click.echo(
             format_timeline(sequence, sample, entries, start=begin, consult_at=consult), nl=False
         )
@@ -312,7 +319,7 @@ def templates_lint(names: tuple[str, ...]) -> None:
         for channel, key in keys:
             if (channel, key) not in known:
                 raise UsageProblem(f"no template {channel.value}/{key}")
-            report = lint_current(services, channel, key)
+            report = lint_current(services.studio, channel, key)
             status = "ok" if not report.findings else ("errors" if report.errors else "warnings")
             click.echo(f"{channel.value}/{key}: {status}")
             for finding in report.findings:
@@ -347,10 +354,10 @@ def templates_preview(name: str, lead_file: Path | None, version: int | None) ->
             sample = load_sample_lead(lead_file)
         except ConfigError as error:
             raise UsageProblem(f"lead file:\n{error}") from None
-        source = source_of(services, channel, key, version)
+        source = source_of(services.studio, channel, key, version)
         lead = sample.to_lead(consult_at=None, now=clock.utcnow())
         try:
-            shown = preview(services, channel, key, source, lead)
+            shown = preview(services.studio, channel, key, source, lead)
         except RenderError as error:
             raise UsageProblem(str(error)) from None
         if shown.subject is not None:
@@ -374,7 +381,7 @@ def templates_publish(name: str, version: int) -> None:
     services = services_or_exit(settings_or_exit())
     try:
         try:
-            published = publish_version(services, channel, key, version, author="cli")
+            published = publish_version(services.studio, channel, key, version, author="cli")
         except PublishRefusedError as refused:
             raise UsageProblem(f"not published:\n{refused}") from None
         except LookupError as error:

@@ -22,6 +22,7 @@ from nurture.content.template_store import DbTemplateStore, FileTemplateStore
 from nurture.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from nurture.leads.signup_limits import SignupLimiter, storage_uri_for
 from nurture.outbox.throttle import SenderThrottle
+from nurture.preview.drafts import Studio
 from nurture.program.sequences import Catalog, load_catalog
 from nurture.transports import EmailTransport, SmsTransport
 
@@ -56,6 +57,18 @@ class Services:
             secret=self.secret,
             templates=self.templates,
             renderer=self.renderer,
+        )
+
+    @cached_property
+    def studio(self) -> Studio:
+        """The template studio's use cases (nurture.preview.drafts) take this, not Services."""
+        return Studio(
+            writer=self.writer,
+            catalog=self.catalog,
+            policy=self.policy,
+            sessions=self.sessions,
+            email=self.email,
+            sms=self.sms,
         )
 
     @cached_property

@@ -24,7 +24,11 @@ from sqlalchemy import func, select
 from nurture import clock, ops
 
 if TYPE_CHECKING:
-    from nurture.runtime import Services
+    from collections.abc import Callable, Mapping
+
+    from sqlalchemy.orm import Session, sessionmaker
+
+    QueueDepths = Callable[[], Mapping[str, int | None]]
 
 SENDS = Counter("nurture_sends", "Send attempts by outcome", ["channel", "status"])
 SEND_LATENCY = Histogram(
@@ -51,8 +55,9 @@ def record_outcome(
 class StateCollector(Collector):
     """Gauges read from the database and the broker at scrape time."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, sessions: sessionmaker[Session], queue_depths: QueueDepths) -> None:
+        self.sessions = sessions
+        self.queue_depths = queue_depths
 
     def collect(self) -> Iterator[Metric]:
         from nurture.db.models import InboundMessage, Message
@@ -64,7 +69,7 @@ class StateCollector(Collector):
         inbound = CounterMetricFamily(
             "nurture_inbound", "Inbound texts by class", labels=["classification"]
         )
-        with self.services.sessions() as session:
+        with self.sessions() as session:
             for state, channel, count in session.execute(
                 select(Message.status, Message.channel, func.count()).group_by(
                     Message.status, Message.channel
@@ -96,18 +101,18 @@ class StateCollector(Collector):
         depths = GaugeMetricFamily(
             "nurture_queue_depth", "Tasks waiting in each Celery queue", labels=["queue"]
         )
-        for queue, depth in self.services.broker.depths().items():
+        for queue, depth in self.queue_depths().items():
             if depth is not None:
                 depths.add_metric([queue], depth)
         yield depths
 
 
-def exposition(services: Services) -> bytes:
+def exposition(sessions: sessionmaker[Session], queue_depths: QueueDepths) -> bytes:
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         for metric in (SENDS, SEND_LATENCY, PROVIDER_ERRORS):
             registry.register(metric)
-    registry.register(StateCollector(services))
+    registry.register(StateCollector(sessions, queue_depths))
     return generate_latest(registry)

@@ -16,15 +16,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from nurture import content
+from nurture.config.policy import Policy
 from nurture.config.yamlconf import load_model
 from nurture.consent.ledger import ConsentState
+from nurture.content import Writer
 from nurture.content.rendering import RenderError, describe_local_time
 from nurture.content.template_store import TemplateNotFoundError
 from nurture.db.models import Channel, Lead, LeadStage, Purpose
 from nurture.outbox import gates, planner
 from nurture.program import windows
 from nurture.program.sequences import Sequence
-from nurture.runtime import Services
 
 MAX_DEFERRALS = 20
 
@@ -107,9 +108,10 @@ def simulate(
     *,
     start: datetime,
     consult_at: datetime | None,
-    services: Services,
+    writer: Writer,
+    policy: Policy,
 ) -> list[Entry]:
-    clinic_zone = services.clinic.zone
+    clinic_zone = writer.clinic.zone
     lead = sample.to_lead(consult_at=consult_at, now=start)
     zones = windows.resolve_zones(lead.timezone, lead.postal_code, lead.phone, clinic_zone)
     consent = sample.consent_state()
@@ -156,7 +158,7 @@ def simulate(
             entries.append(entry(skipped=rule.reason))
             continue
         send_at, skipped = _timing(
-            services,
+            policy,
             lead,
             step.channel,
             step.purpose,
@@ -170,13 +172,13 @@ def simulate(
             continue
         sent[(step.channel, step.purpose)].append(send_at)
         entries.append(
-            entry(send_at, *_headline(services, lead, step.channel, step.purpose, step.template))
+            entry(send_at, *_headline(writer, lead, step.channel, step.purpose, step.template))
         )
     return sorted(entries, key=lambda e: e.send_at or e.planned_at or far)
 
 
 def _timing(
-    services: Services,
+    policy: Policy,
     lead: Lead,
     channel: Channel,
     purpose: Purpose,
@@ -185,7 +187,7 @@ def _timing(
     recent: list[datetime],
     zones: tuple[Any, ...],
 ) -> tuple[datetime | None, str | None]:
-    schedule = gates.schedule_for_lead(services.policy, lead, channel, purpose)
+    schedule = gates.schedule_for_lead(policy, lead, channel, purpose)
     now = due_at
     for _ in range(MAX_DEFERRALS):
         verdict = gates.timing(
@@ -200,17 +202,18 @@ def _timing(
 
 
 def _headline(
-    services: Services, lead: Lead, channel: Channel, purpose: Purpose, template: str
+    writer: Writer, lead: Lead, channel: Channel, purpose: Purpose, template: str
 ) -> tuple[str | None, str | None]:
+    # A made-up lead: its links are signed with a throwaway key, never the clinic's.
     context = content.context_for(
         lead,
-        clinic=services.clinic,
-        public_url=services.settings.public_url,
+        clinic=writer.clinic,
+        public_url=writer.public_url,
         secret=b"simulation",
         purpose=purpose,
     )
     try:
-        rendered = content.render(services.templates, services.renderer, channel, template, context)
+        rendered = writer.render(channel, template, context)
     except (RenderError, TemplateNotFoundError) as error:
         return None, f"would fail: {error}"
     if rendered.subject is not None:

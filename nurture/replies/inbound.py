@@ -15,7 +15,9 @@ import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nurture import consent, content
+from nurture import consent
+from nurture.config.policy import Keywords
+from nurture.content import Writer
 from nurture.content.rendering import describe_local_time
 from nurture.db import audit
 from nurture.db.models import (
@@ -30,8 +32,8 @@ from nurture.db.models import (
 )
 from nurture.outbox import alerts, pauses, planner, states, withdrawals
 from nurture.program import windows
+from nurture.program.sequences import Catalog
 from nurture.replies import keywords
-from nurture.runtime import Services
 
 ACTOR = "lead"
 
@@ -80,18 +82,10 @@ class _Reply:
 
 
 def _reply(
-    session: Session, services: Services, lead: Lead, template: str, purpose: Purpose = Purpose.CARE
+    session: Session, writer: Writer, lead: Lead, template: str, purpose: Purpose = Purpose.CARE
 ) -> _Reply:
-    context = content.context_for(
-        lead,
-        clinic=services.clinic,
-        public_url=services.settings.public_url,
-        secret=services.secret,
-        purpose=purpose,
-    )
-    rendered = content.render(
-        services.templates, services.renderer, Channel.SMS, template, context, session=session
-    )
+    context = writer.context(lead, purpose)
+    rendered = writer.render(Channel.SMS, template, context, session=session)
     return _Reply(template, purpose, rendered.text)
 
 
@@ -130,7 +124,13 @@ def _record_replies(
 
 
 def handle_inbound(
-    session: Session, params: dict[str, str], services: Services, *, now: datetime
+    session: Session,
+    params: dict[str, str],
+    *,
+    writer: Writer,
+    keyword_lists: Keywords,
+    catalog: Catalog,
+    now: datetime,
 ) -> InboundResult:
     """Act on one inbound text (Twilio's webhook parameters); the caller commits."""
     sid = params.get("MessageSid") or params.get("SmsSid") or ""
@@ -144,7 +144,7 @@ def handle_inbound(
     phone = _e164(params.get("From", ""))
     body = params.get("Body", "")
     opt_out_type = params.get("OptOutType")
-    reading = keywords.read(body, services.policy.keywords, opt_out_type=opt_out_type)
+    reading = keywords.read(body, keyword_lists, opt_out_type=opt_out_type)
     lead = lead_for_number(session, phone, now=now)
     inbound = InboundMessage(
         message_sid=sid,
@@ -171,12 +171,12 @@ def handle_inbound(
     provider_answered = bool(opt_out_type)
     evidence = {"message_sid": sid, "body": body, "opt_out_type": opt_out_type}
     if reading.crisis:
-        replies.append(_reply(session, services, lead, "crisis-reply"))
+        replies.append(_reply(session, writer, lead, "crisis-reply"))
         _needs_person(
             session,
             inbound,
             lead,
-            services,
+            writer,
             now=now,
             reason="crisis words",
             template="staff-crisis-alert",
@@ -199,7 +199,7 @@ def handle_inbound(
             now=now,
         )
         if not provider_answered:
-            replies.append(_reply(session, services, lead, "stop-confirmation"))
+            replies.append(_reply(session, writer, lead, "stop-confirmation"))
         if reading.by_phrase and not reading.crisis:
             inbound.needs_attention = True
             inbound.attention_reason = "read as an opt-out from a phrase: please check"
@@ -207,16 +207,16 @@ def handle_inbound(
         restored = consent.restore_sms(session, lead.id, evidence=evidence, actor=ACTOR)
         if not provider_answered:
             replies.append(
-                _reply(session, services, lead, "optin-confirmation", Purpose.OPTIN)
+                _reply(session, writer, lead, "optin-confirmation", Purpose.OPTIN)
                 if restored
-                else _reply(session, services, lead, "optin-not-found")
+                else _reply(session, writer, lead, "optin-not-found")
             )
     elif reading.kind is InboundClass.HELP:
         if not provider_answered:
-            replies.append(_reply(session, services, lead, "help-reply"))
+            replies.append(_reply(session, writer, lead, "help-reply"))
     elif reading.kind is InboundClass.CONFIRM and _has_upcoming_consult(lead, now):
         lead.consult_confirmed_at = now
-        planner.skip_confirm_requests(session, lead, catalog=services.catalog, now=now)
+        planner.skip_confirm_requests(session, lead, catalog=catalog, now=now)
         audit.record(
             session,
             actor=ACTOR,
@@ -224,13 +224,13 @@ def handle_inbound(
             lead_id=lead.id,
             details={"consult_at": lead.consult_at.isoformat() if lead.consult_at else None},
         )
-        replies.append(_reply(session, services, lead, "confirm-reply"))
+        replies.append(_reply(session, writer, lead, "confirm-reply"))
     elif reading.kind in {InboundClass.OTHER, InboundClass.CONFIRM} and not reading.crisis:
         _needs_person(
             session,
             inbound,
             lead,
-            services,
+            writer,
             now=now,
             reason="a reply that needs a person",
             template="staff-reply-alert",
@@ -250,7 +250,7 @@ def _needs_person(
     session: Session,
     inbound: InboundMessage,
     lead: Lead,
-    services: Services,
+    writer: Writer,
     *,
     now: datetime,
     reason: str,
@@ -260,7 +260,7 @@ def _needs_person(
     inbound.needs_attention = True
     inbound.attention_reason = reason
     pauses.pause_lead_marketing(session, lead, reason=pause_reason, actor=audit.SYSTEM, now=now)
-    zone = windows.lead_zone(lead.timezone, services.clinic.zone, lead.postal_code, lead.phone)
+    zone = windows.lead_zone(lead.timezone, writer.clinic.zone, lead.postal_code, lead.phone)
     alerts.alert_staff(
         session,
         lead,
@@ -272,8 +272,8 @@ def _needs_person(
             "reason": reason,
             "received": describe_local_time(now, zone),
         },
-        clinic=services.clinic,
-        public_url=services.settings.public_url,
+        clinic=writer.clinic,
+        public_url=writer.public_url,
         now=now,
         actor=audit.SYSTEM,
     )

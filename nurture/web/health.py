@@ -62,4 +62,6 @@ def require_metrics_token(request: Request, services: ServicesDep) -> None:
 
 @router.get("/metrics", dependencies=[Depends(require_metrics_token)])
 def metrics(services: ServicesDep) -> Response:
-    return Response(exposition(services), media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        exposition(services.read_sessions, services.broker.depths), media_type=CONTENT_TYPE_LATEST
+    )

@@ -57,7 +57,14 @@ async def inbound_sms(request: Request, services: ServicesDep) -> Response:
 
     def handle() -> inbound.InboundResult:
         with services.sessions.begin() as session:
-            return inbound.handle_inbound(session, params, services, now=clock.utcnow())
+            return inbound.handle_inbound(
+                session,
+                params,
+                writer=services.writer,
+                keyword_lists=services.policy.keywords,
+                catalog=services.catalog,
+                now=clock.utcnow(),
+            )
 
     result = await run_in_threadpool(handle)
     return twiml(result.replies)

@@ -176,7 +176,9 @@ def text_stop(services: Services, message_id: int) -> str:
         inbound.handle_inbound(
             session,
             {"MessageSid": "SM" + "5" * 32, "From": "+12085550123", "Body": "STOP"},
-            services,
+            writer=services.writer,
+            keyword_lists=services.policy.keywords,
+            catalog=services.catalog,
             now=clock.utcnow(),
         )
     with services.sessions() as session:

@@ -36,7 +36,14 @@ def services(make_settings: SettingsFactory) -> Iterator[Services]:
 def test_the_simulated_plan_is_the_planners_plan(services: Services, key: str) -> None:
     sequence = services.catalog.by_key[key]
     sample = SampleLead(stage="booked" if key == "consult-reminders" else "signed_up")
-    entries = simulate(sequence, sample, start=START, consult_at=CONSULT, services=services)
+    entries = simulate(
+        sequence,
+        sample,
+        start=START,
+        consult_at=CONSULT,
+        writer=services.writer,
+        policy=services.policy,
+    )
     with services.sessions.begin() as session:
         lead = sample.to_lead(consult_at=CONSULT, now=START)
         lead.id = uuid.uuid4()
@@ -64,7 +71,12 @@ def test_simulation_applies_quiet_hours_and_touches_no_row(services: Services) -
     entries = {
         e.step_key: e
         for e in simulate(
-            sequence, SampleLead(), start=late_night, consult_at=None, services=services
+            sequence,
+            SampleLead(),
+            start=late_night,
+            consult_at=None,
+            writer=services.writer,
+            policy=services.policy,
         )
     }
     assert entries["optin-confirmation"].send_at == datetime(
@@ -93,14 +105,22 @@ def test_simulation_shows_why_a_step_would_not_go(services: Services) -> None:
             sample,
             start=START,
             consult_at=datetime(2026, 3, 2, 19, 0, tzinfo=UTC),
-            services=services,
+            writer=services.writer,
+            policy=services.policy,
         )
     }
     assert late["reminder-email-24h"].skipped == "its time had passed when it was planned"
     assert late["reminder-sms-2h"].skipped == "no sms care consent"
     missing = {
         e.step_key: e
-        for e in simulate(sequence, sample, start=START, consult_at=None, services=services)
+        for e in simulate(
+            sequence,
+            sample,
+            start=START,
+            consult_at=None,
+            writer=services.writer,
+            policy=services.policy,
+        )
     }
     assert "waits for a consult time" in (missing["reminder-email-24h"].skipped or "")
 

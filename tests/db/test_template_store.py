@@ -71,14 +71,14 @@ def test_a_changed_file_becomes_the_live_version(editable: Services) -> None:
 def test_a_file_never_overwrites_what_marketing_published(editable: Services) -> None:
     sync(editable)
     draft = drafts.save_draft(
-        editable,
+        editable.studio,
         Channel.SMS,
         "help-reply",
         editable.templates.get(Channel.SMS, "help-reply").source.replace("Help:", "Need help?"),
         author="staff:m@clinic.example",
     )
     drafts.publish_version(
-        editable, Channel.SMS, "help-reply", draft.version, author="staff:m@clinic.example"
+        editable.studio, Channel.SMS, "help-reply", draft.version, author="staff:m@clinic.example"
     )
     path = Path(editable.templates.files.path(Channel.SMS, "help-reply"))
     path.write_text(path.read_text().replace("Help:", "Support:"))
@@ -103,10 +103,14 @@ def test_publish_rollback_and_one_live_version(services: Services) -> None:
     author = "staff:m@clinic.example"
     original = services.templates.get(Channel.SMS, "help-reply").source
     v2 = drafts.save_draft(
-        services, Channel.SMS, "help-reply", original.replace("Help:", "Help now:"), author=author
+        services.studio,
+        Channel.SMS,
+        "help-reply",
+        original.replace("Help:", "Help now:"),
+        author=author,
     )
-    drafts.publish_version(services, Channel.SMS, "help-reply", v2.version, author=author)
-    rolled = drafts.publish_version(services, Channel.SMS, "help-reply", 1, author=author)
+    drafts.publish_version(services.studio, Channel.SMS, "help-reply", v2.version, author=author)
+    rolled = drafts.publish_version(services.studio, Channel.SMS, "help-reply", 1, author=author)
     assert rolled.version == 3
     assert history(services, Channel.SMS, "help-reply") == [
         (3, "published", "ui"),
@@ -129,14 +133,16 @@ def test_publish_rollback_and_one_live_version(services: Services) -> None:
 def test_publish_refuses_a_version_with_lint_errors(services: Services) -> None:
     sync(services)
     bad = drafts.save_draft(
-        services,
+        services.studio,
         Channel.SMS,
         "optin-confirmation",
         "{{ clinic.sms_program_name }}: Ask us about ketamine! Reply STOP.",
         author="t",
     )
     with pytest.raises(drafts.PublishRefusedError) as refused:
-        drafts.publish_version(services, Channel.SMS, "optin-confirmation", bad.version, author="t")
+        drafts.publish_version(
+            services.studio, Channel.SMS, "optin-confirmation", bad.version, author="t"
+        )
     assert "“ketamine” may not appear in a text" in str(refused.value)
     assert "Msg & data rates may apply" in str(refused.value)
     assert history(services, Channel.SMS, "optin-confirmation")[1] == (1, "published", "file")
@@ -147,13 +153,15 @@ def test_the_worker_sends_the_version_live_at_send_time_and_records_it(services:
     lead_id = sign_up(services)  # planned while version 1 was live
     source = services.templates.get(Channel.SMS, "optin-confirmation").source
     draft = drafts.save_draft(
-        services,
+        services.studio,
         Channel.SMS,
         "optin-confirmation",
         source.replace("You're signed up", "Welcome! You're signed up"),
         author="t",
     )
-    drafts.publish_version(services, Channel.SMS, "optin-confirmation", draft.version, author="t")
+    drafts.publish_version(
+        services.studio, Channel.SMS, "optin-confirmation", draft.version, author="t"
+    )
     claim_and_send_all(services)
     [text] = outbox_files.texts(services.settings.resolved_outbox_dir)
     assert "Welcome! You're signed up" in text.body

@@ -33,7 +33,9 @@ def test_ops_opens_a_leads_timeline_and_resumes_marketing(
                 "To": "+12085550100",
                 "Body": "Can I bring my sister to the consultation?",
             },
-            site.services,
+            writer=site.services.writer,
+            keyword_lists=site.services.policy.keywords,
+            catalog=site.services.catalog,
             now=clock.utcnow(),
         )
     page = browser.new_page()

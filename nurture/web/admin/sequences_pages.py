@@ -67,7 +67,14 @@ def show(
     entries = (
         []
         if errors
-        else simulate(sequence, lead, start=start_at, consult_at=consult_at, services=services)
+        else simulate(
+            sequence,
+            lead,
+            start=start_at,
+            consult_at=consult_at,
+            writer=services.writer,
+            policy=services.policy,
+        )
     )
     steps = [
         {

@@ -74,7 +74,7 @@ def _preview_payload(
         "sms": None,
     }
     try:
-        shown = drafts.preview(services, channel, key, source, lead)
+        shown = drafts.preview(services.studio, channel, key, source, lead)
         payload.update(subject=shown.subject, text=shown.text, html=shown.html)
         if shown.sms is not None:
             payload["sms"] = {
@@ -90,7 +90,7 @@ def _preview_payload(
             # Lint would only spend the budget again: answer within one.
             payload["findings"] = [{"level": "error", "message": str(error), "line": None}]
             return payload
-    report = drafts.lint_source(services, channel, key, source)
+    report = drafts.lint_source(services.studio, channel, key, source)
     payload["findings"] = [
         {"level": f.level, "message": f.message, "line": f.line} for f in report.findings
     ]
@@ -236,7 +236,9 @@ def save(
             errors=[f"the template is empty or longer than {MAX_SOURCE} characters"],
             status=422,
         )
-    draft = drafts.save_draft(services, parsed, key, source.replace("\r\n", "\n"), author=who.actor)
+    draft = drafts.save_draft(
+        services.studio, parsed, key, source.replace("\r\n", "\n"), author=who.actor
+    )
     return RedirectResponse(
         f"/admin/templates/{parsed.value}/{key}?version={draft.version}&notice=saved", 303
     )
@@ -257,7 +259,7 @@ def publish(
     if not isinstance(raw, str) or not raw.isdecimal():
         raise HTTPException(422, "version: a version number is required")
     try:
-        live = drafts.publish_version(services, parsed, key, int(raw), author=who.actor)
+        live = drafts.publish_version(services.studio, parsed, key, int(raw), author=who.actor)
     except drafts.PublishRefusedError as refused:
         errors = ["Not published: fix these first."] + [str(f) for f in refused.report.errors]
         return _editor(
@@ -313,8 +315,8 @@ def send_test(
         return refuse("Add your mobile number to your account to receive test texts.")
     _label, lead = _sample(sample if isinstance(sample, str) else None)
     try:
-        shown = drafts.preview(services, parsed, key, source, lead)
-        provider_id = drafts.send_test(services, parsed, key, shown, to=to, author=who.actor)
+        shown = drafts.preview(services.studio, parsed, key, source, lead)
+        provider_id = drafts.send_test(services.studio, parsed, key, shown, to=to, author=who.actor)
     except RenderError as error:
         return refuse(f"Not sent: {error}")
     except DeliveryError as error:
