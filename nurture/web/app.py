@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nurture.runtime import Services
 from nurture.web import admin, api, health, public, unsubscribe, webhooks
 from nurture.web.admin.auth import LoginRequiredError, current_staff, login_redirect
-from nurture.web.admin.pages import render
+from nurture.web.admin.staff_page import render
 from nurture.web.body_limits import BodyLimitMiddleware
 from nurture.web.json_body import JsonBodyError
 

@@ -12,7 +12,7 @@ from nurture.db.models import ConsentSource
 from nurture.leads.intake import InvalidSignupError, is_bot, parse_signup, submit_signup
 from nurture.web.api import CHECKBOXES, signup_from_form
 from nurture.web.deps import ServicesDep, evidence_from
-from nurture.web.pages import pages
+from nurture.web.templating import pages
 
 router = APIRouter()
 

@@ -21,7 +21,7 @@ from nurture.db.models import Channel, ConsentSource, Lead, Purpose
 from nurture.outbox import withdrawals
 from nurture.runtime import Services
 from nurture.web.deps import ServicesDep
-from nurture.web.pages import pages
+from nurture.web.templating import pages
 
 router = APIRouter()
 CHOICES = [

@@ -19,7 +19,7 @@ from nurture.web.admin.auth import (
     new_login_token,
     set_cookie,
 )
-from nurture.web.admin.pages import render
+from nurture.web.admin.staff_page import render
 from nurture.web.deps import ServicesDep
 
 router = APIRouter()

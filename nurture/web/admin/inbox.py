@@ -11,7 +11,7 @@ from nurture import clock
 from nurture.content.staff_time import utc_text
 from nurture.leads import story
 from nurture.web.admin.auth import InboxStaff, check_csrf
-from nurture.web.admin.pages import render
+from nurture.web.admin.staff_page import render
 from nurture.web.deps import ServicesDep
 
 router = APIRouter(prefix="/inbox")

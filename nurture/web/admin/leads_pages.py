@@ -21,7 +21,7 @@ from nurture.leads import lifecycle, search
 from nurture.leads import story as lead_story
 from nurture.runtime import Services
 from nurture.web.admin.auth import LeadsStaff, Staff, check_csrf
-from nurture.web.admin.pages import render
+from nurture.web.admin.staff_page import render
 from nurture.web.deps import ServicesDep
 
 router = APIRouter(prefix="/leads")

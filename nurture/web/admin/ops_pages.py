@@ -26,8 +26,8 @@ from nurture.content.staff_time import utc_text
 from nurture.db.models import Channel
 from nurture.runtime import Services
 from nurture.web.admin.auth import OpsStaff, Staff, check_csrf
-from nurture.web.admin.pages import render
 from nurture.web.admin.sparkline import sparkline
+from nurture.web.admin.staff_page import render
 from nurture.web.deps import ServicesDep
 
 router = APIRouter(prefix="/ops")

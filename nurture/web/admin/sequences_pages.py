@@ -22,7 +22,7 @@ from nurture.content.staff_time import (
 from nurture.preview import sequence_overview
 from nurture.preview.simulation import simulate
 from nurture.web.admin.auth import SequencesStaff
-from nurture.web.admin.pages import render
+from nurture.web.admin.staff_page import render
 from nurture.web.deps import ServicesDep
 
 router = APIRouter(prefix="/sequences")

@@ -25,7 +25,7 @@ from nurture.preview import drafts
 from nurture.runtime import Services
 from nurture.transports import DeliveryError
 from nurture.web.admin.auth import Staff, TemplatesStaff, check_csrf
-from nurture.web.admin.pages import render
+from nurture.web.admin.staff_page import render
 from nurture.web.deps import ServicesDep
 from nurture.web.json_body import JsonBodyError, parse_json
 

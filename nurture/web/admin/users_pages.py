@@ -15,7 +15,7 @@ from nurture.leads.story import parse_row_id
 from nurture.runtime import Services
 from nurture.staff import directory
 from nurture.web.admin.auth import Staff, UsersStaff, check_csrf
-from nurture.web.admin.pages import render
+from nurture.web.admin.staff_page import render
 from nurture.web.deps import ServicesDep
 
 router = APIRouter(prefix="/users")

@@ -8,7 +8,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from nurture.web.admin.auth import Staff
-from nurture.web.pages import pages
+from nurture.web.templating import pages
 
 NOTICES = {
     "saved": "Draft saved.",

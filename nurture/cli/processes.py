@@ -1,0 +1,162 @@
+"""Commands that start or prepare processes: `serve`, `run`, `db upgrade`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from nurture.config.settings import Settings
+    from nurture.db.models import Channel
+
+from nurture.cli.base import cli, services_or_exit, settings_or_exit
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration, then import changed template files (templates sync)."""
+    from nurture.config.logs import configure_logging
+    from nurture.db import migrations
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_level, settings.log_format)
+    migrations.upgrade(settings.resolved_database_url)
+    click.echo(f"database at revision {migrations.head_revision()}")
+    sync_templates(settings, force=False, quiet=True)
+
+
+def sync_templates(settings: Settings, *, force: bool, quiet: bool) -> None:
+    from nurture import clock
+    from nurture.content import template_store
+    from nurture.preview.drafts import lint_source
+
+    services = services_or_exit(settings)
+
+    def problems(channel: Channel, key: str, source: str) -> list[str]:
+        return [str(f) for f in lint_source(services.studio, channel, key, source).errors]
+
+    try:
+        with services.sessions.begin() as session:
+            lines = template_store.sync(
+                session,
+                services.templates.files,
+                force=force,
+                now=clock.utcnow(),
+                problems=problems,
+            )
+    finally:
+        services.close()
+    changed = [line for line in lines if line.outcome != "unchanged"]
+    for line in lines if not quiet else changed:
+        click.echo(f"templates: {line}")
+    if quiet and not changed:
+        click.echo(f"templates: {len(lines)} unchanged")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def serve(host: str, port: int) -> None:
+    """Serve the web app (API, forms, webhooks, staff pages)."""
+    import uvicorn
+
+    from nurture.config.logs import configure_logging
+    from nurture.web import create_app
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_level, settings.log_format)
+    services = services_or_exit(settings)
+    uvicorn.run(
+        create_app(services),
+        host=host,
+        port=port,
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        log_config=None,
+        access_log=False,
+    )
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 32))
+def run(host: str, port: int, concurrency: int) -> None:
+    """Run everything (web + worker + beat) in one command: the embedded setup."""
+    from nurture.supervisor import run_embedded
+
+    # This process only watches: settings, database and templates are prepare-run's business.
+    prepare = [sys.executable, "-m", "nurture", "prepare-run", "--host", host, "--port", str(port)]
+    sys.exit(run_embedded([*prepare, "--concurrency", str(concurrency)]))
+
+
+@cli.command("prepare-run", hidden=True)
+@click.option("--host", required=True)
+@click.option("--port", required=True, type=int)
+@click.option("--concurrency", required=True, type=int)
+@click.option("--plan", "plan_path", required=True, type=click.Path(path_type=Path))
+def prepare_run(host: str, port: int, concurrency: int, plan_path: Path) -> None:
+    """`nurture run`'s first child: check, migrate, sync, and write down what to start."""
+    from nurture.config.logs import configure_logging
+    from nurture.db import migrations
+    from nurture.supervisor import Plan
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_level, settings.log_format)
+    services_or_exit(settings).close()  # refuse to start on a broken config file
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    settings.secret()  # created once, before the children race to create it
+    migrations.upgrade(settings.resolved_database_url)
+    sync_templates(settings, force=False, quiet=True)
+    worker = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers",
+        "worker",
+        "--beat-thread",  # one process less than --beat (workers/__init__.py)
+        "--queues",
+        "dispatch,email,sms",
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        settings.log_level,
+        "--schedule",
+        str(settings.var_dir / "celerybeat-schedule"),
+    ]
+    if settings.embedded_broker:
+        # kombu's SQLAlchemy transport has no broadcast: gossip, mingle and heartbeats need it.
+        worker += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    web = [sys.executable, "-m", "nurture", "serve", "--host", host, "--port", str(port)]
+    outbox = (
+        settings.resolved_outbox_dir
+        if "outbox" in {settings.email_backend, settings.sms_backend}
+        else None
+    )
+    click.echo(f"nurture: sign-up form at http://{host}:{port}/consult")
+    if outbox is not None:
+        click.echo(f"nurture: messages are written to {outbox}/")
+    click.echo("nurture: Ctrl-C stops everything")
+    # One metrics directory for both children: the web's /metrics adds up the worker's counters.
+    metrics_dir = (settings.var_dir / "metrics" / "run").resolve()
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PROMETHEUS_MULTIPROC_DIR": os.environ.get("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir)),
+        "NURTURE_WORKER_METRICS_PORT": os.environ.get("NURTURE_WORKER_METRICS_PORT", "0"),
+    }
+    Plan(
+        children={"worker": worker, "web": web},
+        env=env,
+        log_level=settings.log_level,
+        log_format=settings.log_format,
+    ).write(plan_path)
