@@ -24,7 +24,7 @@ def consent() -> None:
 )
 def consent_export(lead: str, fmt: str) -> None:
     """Print every consent event of LEAD (its id, e-mail or phone), for an audit or a dispute."""
-    from nurture.leads.consent_export import export
+    from nurture.consent.export import export
     from nurture.leads.intake import find_lead
 
     settings = settings_or_exit()

@@ -2,6 +2,7 @@
 
 - `ledger`: consent events per (channel, purpose); the current state is the latest event.
 - `tokens`: HMAC tokens for unsubscribe and preference links.
+- `export`: a person's consent history as JSON or CSV, for an audit or a dispute.
 
 A withdrawal also stops the messages it covers; that half lives in
 `nurture.outbox.withdrawals`, because only the outbox moves a message.

@@ -5,7 +5,6 @@
 - `lifecycle`: lifecycle events (booked, cancelled, no-show …) and what they plan or cancel.
 - `search`: finding leads for staff.
 - `story`: a lead's timeline for the front desk.
-- `consent_export`: a person's consent evidence as JSON or CSV.
 """
 
 from nurture.leads.intake import (

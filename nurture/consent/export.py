@@ -10,10 +10,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nurture.db.models import ConsentEvent, Lead
-from nurture.leads.intake import find_lead
-
-__all__ = ["export", "find_lead"]
-
 FIELDS = ["occurred_at", "channel", "purpose", "action", "source", "evidence"]
 
 
