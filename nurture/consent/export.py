@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nurture.db.models import ConsentEvent, Lead
+
 FIELDS = ["occurred_at", "channel", "purpose", "action", "source", "evidence"]
 
 
