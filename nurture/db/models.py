@@ -217,9 +217,8 @@ class Message(Base):
     anchor_version: Mapped[int] = mapped_column(default=0)
     due_at: Mapped[datetime]
     not_after: Mapped[datetime | None]
-    status: Mapped[MessageStatus] = mapped_column(
-        _enum(MessageStatus), default=MessageStatus.SCHEDULED
-    )
+    # No default: a row is born in a state nurture.outbox.states names (planned(), REPLIED).
+    status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus))
     # When the row entered its current status; the reaper judges staleness by it.
     status_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
     attempts: Mapped[int] = mapped_column(default=0)
