@@ -2,11 +2,15 @@
 
 One non-GSM character (a curly quote, an emoji) switches the whole message to UCS-2 and cuts a
 segment from 160 to 70 characters, so the linter names the character that did it.
+
+Segments are counted as carriers cut them (3GPP TS 23.040; Twilio's segment calculator does the
+same): a character is never split across two segments, so a two-septet GSM character (an
+escape plus the character) or a UTF-16 surrogate pair (most emoji) that would straddle a
+boundary starts the next segment, and the segment it left is one unit short.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 GSM7_BASIC = frozenset(
@@ -30,9 +34,19 @@ def measure(text: str) -> SmsShape:
         dict.fromkeys(c for c in text if c not in GSM7_BASIC and c not in GSM7_EXTENSION)
     )
     if not non_gsm:
-        units = sum(2 if c in GSM7_EXTENSION else 1 for c in text)
-        segments = 1 if units <= 160 else math.ceil(units / 153)
-        return SmsShape("GSM-7", units, segments, ())
-    units = len(text.encode("utf-16-le")) // 2
-    segments = 1 if units <= 70 else math.ceil(units / 67)
-    return SmsShape("UCS-2", units, segments, non_gsm)
+        sizes = [2 if c in GSM7_EXTENSION else 1 for c in text]
+        return SmsShape("GSM-7", sum(sizes), _segments(sizes, single=160, part=153), ())
+    sizes = [len(c.encode("utf-16-le")) // 2 for c in text]
+    return SmsShape("UCS-2", sum(sizes), _segments(sizes, single=70, part=67), non_gsm)
+
+
+def _segments(sizes: list[int], *, single: int, part: int) -> int:
+    """How many segments characters of these sizes fill, none of them split across two."""
+    if sum(sizes) <= single:
+        return 1
+    segments, used = 1, 0
+    for size in sizes:
+        if used + size > part:
+            segments, used = segments + 1, 0
+        used += size
+    return segments

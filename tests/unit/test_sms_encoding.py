@@ -32,3 +32,20 @@ def test_measure(text: str, encoding: str, units: int, segments: int) -> None:
 def test_names_the_characters_that_forced_ucs2() -> None:
     assert measure("Don’t miss it 😀 don’t").non_gsm_characters == ("’", "😀")
     assert measure("plain text").non_gsm_characters == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "segments"),
+    [
+        # A two-septet character is never split: at 152 septets the escape would end segment 1
+        # and the character begin segment 2, so the € moves whole and segment 1 is 152 long.
+        ("a" * 152 + "€" + "a" * 152, 3),
+        ("a" * 151 + "€" + "a" * 153, 2),  # the € fits exactly: 153 + 153
+        # A surrogate pair (most emoji) is never split either.
+        ("a" * 66 + "😜" + "a" * 66, 3),
+        ("a" * 65 + "😜" + "a" * 67, 2),
+        ("😀" * 33 + "a" * 67, 2),  # 66 units of pairs and one a, then 66 a: 67 + 66
+    ],
+)
+def test_rule_16_segments_are_counted_as_carriers_cut_them(text: str, segments: int) -> None:
+    assert measure(text).segments == segments
