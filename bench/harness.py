@@ -34,6 +34,7 @@ PENDING = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING)
 # A Redis database of its own: the test suite uses 13 to 15.
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 os.environ["BENCH_REDIS_URL"] = REDIS_URL
+os.environ["NURTURE_ALLOW_INSECURE_PUBLIC_URL"] = "1"  # the bench stack is http on loopback
 
 
 @dataclass

@@ -26,6 +26,9 @@ for _name in list(os.environ):
         "TWILIO_"
     ):
         del os.environ[_name]
+# Every test stack serves plain http on loopback; tests/unit/test_settings_and_logs.py shows
+# that without this a real transport refuses an http public URL (compliance rule 18).
+os.environ["NURTURE_ALLOW_INSECURE_PUBLIC_URL"] = "1"
 
 # Import what is imported lazily elsewhere before any test freezes time: freezegun swaps
 # datetime.date, and modules that subclass it at import time (pydantic.v1) would break.

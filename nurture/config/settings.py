@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     database_url: str = ""
     broker_url: str = ""
     public_url: str = "http://127.0.0.1:8000"
+    # Real messages carry links to the public URL (unsubscribe, preferences): over plain http
+    # they can be read and altered on the way, and one-click unsubscribe (RFC 8058) needs
+    # HTTPS. Only a developer's or a test's own machine may say otherwise, on purpose.
+    allow_insecure_public_url: bool = False
     secret_key: SecretStr | None = None
     config_dir: Path = Path("config")
     templates_dir: Path = Path("templates")
@@ -123,6 +127,15 @@ class Settings(BaseSettings):
                 missing.append("NURTURE_TWILIO_FROM or NURTURE_TWILIO_MESSAGING_SERVICE_SID")
             if missing:
                 raise ValueError(f"NURTURE_SMS_BACKEND=twilio needs {', '.join(missing)}")
+        really_sends = self.sms_backend == "twilio" or self.email_backend == "smtp"
+        if really_sends and self.public_url.startswith("http://"):
+            if not self.allow_insecure_public_url:
+                raise ValueError(
+                    f"NURTURE_PUBLIC_URL is {self.public_url}: with real e-mail or texts "
+                    "(NURTURE_EMAIL_BACKEND=smtp or NURTURE_SMS_BACKEND=twilio) it must be "
+                    "https, because every message links to it; for a test on your own machine "
+                    "set NURTURE_ALLOW_INSECURE_PUBLIC_URL=1"
+                )
         if self.public_url.startswith("https://") and self.secret_key is None:
             raise ValueError(
                 "NURTURE_SECRET_KEY must be set when NURTURE_PUBLIC_URL is https "

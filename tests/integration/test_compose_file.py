@@ -26,6 +26,7 @@ REQUIRED_VARIABLES = {
     "TWILIO_AUTH_TOKEN": "test-auth-token",
     "NURTURE_TWILIO_FROM": "+15005550006",
     "NURTURE_SECRET_KEY": "test-secret-key",
+    "NURTURE_PUBLIC_URL": "https://nurture.example.org",
 }
 EXPECTED_SERVICES = {"postgres", "redis", "mailpit", "migrate", "web", "worker", "beat", "flower"}
 LONG_RUNNING_WITH_HEALTHCHECK = {"postgres", "redis", "mailpit", "web", "worker"}
@@ -36,7 +37,6 @@ SHARED_ENVIRONMENT = {
     "NURTURE_EMAIL_BACKEND": "smtp",
     "NURTURE_SMTP_URL": "smtp://mailpit:1025",
     "NURTURE_SMS_BACKEND": "twilio",
-    "NURTURE_PUBLIC_URL": "http://127.0.0.1:8000",
     "NURTURE_API_KEY": "",
     **REQUIRED_VARIABLES,
 }

@@ -100,6 +100,8 @@ def child_env(**values: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("NURTURE_", "TWILIO_")) and k != "PROMETHEUS_MULTIPROC_DIR"
     }
+    # Test and bench stacks serve plain http on loopback (see tests/conftest.py).
+    env["NURTURE_ALLOW_INSECURE_PUBLIC_URL"] = "1"
     env.update(values)
     env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -123,3 +124,26 @@ def test_text_logs_on_a_terminal_json_otherwise() -> None:
     assert not isinstance(make_formatter("auto", Terminal()), JsonFormatter)
     assert isinstance(make_formatter("auto", object()), JsonFormatter)
     assert isinstance(make_formatter("json", Terminal()), JsonFormatter)
+
+
+@pytest.mark.parametrize(
+    "backends",
+    [{"email_backend": "smtp"}, {"sms_backend": "twilio"}],
+    ids=["smtp", "twilio"],
+)
+def test_rule_18_real_messages_refuse_an_http_public_url(
+    monkeypatch: pytest.MonkeyPatch, backends: dict[str, str]
+) -> None:
+    monkeypatch.delenv("NURTURE_ALLOW_INSECURE_PUBLIC_URL")
+    values: dict[str, Any] = {
+        **backends,
+        "twilio_account_sid": "AC1",
+        "twilio_auth_token": "t",
+        "twilio_from": "+12085550100",
+    }
+    with pytest.raises(ValidationError, match="must be https") as refused:
+        Settings(public_url="http://nurture.example.org", **values)
+    assert "NURTURE_ALLOW_INSECURE_PUBLIC_URL=1" in str(refused.value)
+    # On purpose, for a machine of one's own; and the embedded default (files) never refuses.
+    Settings(public_url="http://127.0.0.1:8000", allow_insecure_public_url=True, **values)
+    Settings(public_url="http://127.0.0.1:8000", allow_insecure_public_url=False)
