@@ -508,7 +508,8 @@ def test_a_bad_opt_out_form_is_a_422_page_and_changes_nothing(
     assert reason in text_of(response)
     with services.sessions() as session:
         assert consent.current(session, lead_id).allows(Channel.SMS, Purpose.MARKETING)
-    assert audit_actions(services, ops.actor) == ["staff.login"]
+    # Opening the page is audited (rule 24); the refused form adds nothing after it.
+    assert audit_actions(services, ops.actor) == ["staff.login", "lead.viewed"]
 
 
 # Inbox -------------------------------------------------------------------------------------------
