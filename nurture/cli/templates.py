@@ -42,6 +42,7 @@ def _template_key(value: str) -> tuple[Channel, str]:
 @click.argument("names", nargs=-1, metavar="[CHANNEL/KEY]...")
 def templates_lint(names: tuple[str, ...]) -> None:
     """Check templates (all, or the ones named); exit 2 when any has an error."""
+    from nurture.content.lint import lint_disclosures
     from nurture.preview.drafts import lint_current
 
     services = services_or_exit(settings_or_exit())
@@ -49,6 +50,12 @@ def templates_lint(names: tuple[str, ...]) -> None:
         known = services.templates.available()
         keys = [_template_key(n) for n in names] or sorted(known)
         failed = 0
+        if not names:  # the consent wording the form shows makes promises too
+            report = lint_disclosures(services.disclosures, services.policy)
+            click.echo(f"config/disclosures.yaml: {'ok' if report.ok else 'errors'}")
+            for finding in report.findings:
+                click.echo(f"  {finding}")
+            failed += not report.ok
         for channel, key in keys:
             if (channel, key) not in known:
                 raise UsageProblem(f"no template {channel.value}/{key}")

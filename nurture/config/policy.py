@@ -97,6 +97,9 @@ class Caps(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sms_marketing_per_24h: int = Field(ge=0)
+    # What the disclosure promises ("up to 4 msgs/week"): a rolling seven days, not a calendar
+    # week. Lint refuses a clinic whose promise and this number disagree.
+    sms_marketing_per_7d: int | None = Field(default=None, ge=0)
 
 
 class SmsPolicy(BaseModel):

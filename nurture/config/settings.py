@@ -128,14 +128,14 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(f"NURTURE_SMS_BACKEND=twilio needs {', '.join(missing)}")
         really_sends = self.sms_backend == "twilio" or self.email_backend == "smtp"
-        if really_sends and self.public_url.startswith("http://"):
-            if not self.allow_insecure_public_url:
-                raise ValueError(
-                    f"NURTURE_PUBLIC_URL is {self.public_url}: with real e-mail or texts "
-                    "(NURTURE_EMAIL_BACKEND=smtp or NURTURE_SMS_BACKEND=twilio) it must be "
-                    "https, because every message links to it; for a test on your own machine "
-                    "set NURTURE_ALLOW_INSECURE_PUBLIC_URL=1"
-                )
+        insecure = self.public_url.startswith("http://") and not self.allow_insecure_public_url
+        if really_sends and insecure:
+            raise ValueError(
+                f"NURTURE_PUBLIC_URL is {self.public_url}: with real e-mail or texts "
+                "(NURTURE_EMAIL_BACKEND=smtp or NURTURE_SMS_BACKEND=twilio) it must be "
+                "https, because every message links to it; for a test on your own machine "
+                "set NURTURE_ALLOW_INSECURE_PUBLIC_URL=1"
+            )
         if self.public_url.startswith("https://") and self.secret_key is None:
             raise ValueError(
                 "NURTURE_SECRET_KEY must be set when NURTURE_PUBLIC_URL is https "

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from jinja2 import TemplateSyntaxError, meta, nodes
 
 from nurture import content
-from nurture.config.clinic import Clinic
+from nurture.config.clinic import Clinic, Disclosures
 from nurture.config.policy import Policy
 from nurture.content.render_budget import BudgetedSandbox
 from nurture.content.rendering import (
@@ -294,6 +294,44 @@ def _check_sms(
     for phrase in policy.content.required.get(f"sms/{target.key}", []):
         if phrase not in body:
             report.add("error", f"this text must keep the words “{phrase}”")
+    _check_frequency_promise(body, policy, report)
+
+
+# "Up to 4 msgs/week", "4 msg/wk", "4 messages per week": what a text promises people.
+_WEEKLY_PROMISE = re.compile(
+    r"(\d+)\s*(?:msgs?|messages?|texts?)\s*(?:/|per|a)\s*(?:week|wk)\b", re.I
+)
+
+
+def _check_frequency_promise(body: str, policy: Policy, report: LintReport) -> None:
+    problem = frequency_promise_problem(body, policy)
+    if problem is not None:
+        report.add("error", problem)
+
+
+def frequency_promise_problem(text: str, policy: Policy) -> str | None:
+    """A promise of how often texts come must be one the policy keeps (compliance rule 25)."""
+    match = _WEEKLY_PROMISE.search(text)
+    if match is None:
+        return None
+    promised, cap = int(match.group(1)), policy.caps.sms_marketing_per_7d
+    if cap is not None and cap <= promised:
+        return None
+    allows = "no weekly limit" if cap is None else f"up to {cap} in 7 days"
+    return (
+        f"promises “{match.group(0)}” but policy.yaml allows {allows}: set "
+        f"caps.sms_marketing_per_7d to {promised} or change the promise"
+    )
+
+
+def lint_disclosures(disclosures: Disclosures, policy: Policy) -> LintReport:
+    """The consent wording beside the form's boxes keeps its promises too."""
+    report = LintReport()
+    for name in ("email_marketing", "sms_marketing", "sms_care"):
+        problem = frequency_promise_problem(getattr(disclosures, name), policy)
+        if problem is not None:
+            report.add("error", f"{name}: {problem}")
+    return report
 
 
 def _unit(encoding: str) -> str:

@@ -232,10 +232,9 @@ def _timing(
 ) -> Verdict:
     schedule = schedule_for_lead(policy, lead, message.channel, message.purpose)
     sent: list[datetime] = []
-    if schedule.cap_per_24h is not None:
-        sent = recent_sends(
-            session, lead, message.channel, message.purpose, since=now - timedelta(hours=24)
-        )
+    if schedule.capped:
+        since = now - schedule.cap_lookback
+        sent = recent_sends(session, lead, message.channel, message.purpose, since=since)
     zones = windows.resolve_zones(lead.timezone, lead.postal_code, lead.phone, clinic_zone)
     return timing(
         now, schedule=schedule, zones=zones, recent_sends=sent, not_after=message.not_after
@@ -259,7 +258,7 @@ def check_at_claim(
     again makes the caps hold however many workers run: the second claim sees the first's
     `sending` row. The clock is read after the lock is held: a send the other worker settled
     while this one waited is not in this one's future."""
-    if schedule_for_lead(policy, lead, message.channel, message.purpose).cap_per_24h is None:
+    if not schedule_for_lead(policy, lead, message.channel, message.purpose).capped:
         return Proceed(), clock.utcnow()  # no cap another send could have used up: no lock
     session.execute(select(Lead.id).where(Lead.id == lead.id).with_for_update())
     now = clock.utcnow()
@@ -290,9 +289,12 @@ def timing(
     The simulator calls this same function with its virtual clock."""
     earliest = now
     why = "outside the allowed hours"
-    release = windows.cap_release(recent_sends, schedule.cap_per_24h, now)
-    if release is not None:
-        earliest, why = release, f"at most {schedule.cap_per_24h} per 24 hours"
+    daily = windows.cap_release(recent_sends, schedule.cap_per_24h, now)
+    if daily is not None:
+        earliest, why = daily, f"at most {schedule.cap_per_24h} per 24 hours"
+    weekly = windows.cap_release(recent_sends, schedule.cap_per_7d, now, window=timedelta(days=7))
+    if weekly is not None and weekly > earliest:
+        earliest, why = weekly, f"at most {schedule.cap_per_7d} in any 7 days"
     allowed = windows.next_allowed(earliest, schedule, zones)
     if allowed is None:
         return Skip("no allowed sending time in the next three weeks")

@@ -90,8 +90,13 @@ def format_schedule(schedule: windows.Schedule) -> str:
         text = ", ".join(parts)
     if schedule.skip_holidays:
         text += ", not on federal holidays"
-    if schedule.cap_per_24h is not None:
-        text += f"; at most {schedule.cap_per_24h} per 24 h"
+    caps = [
+        f"{cap} per {span}"
+        for cap, span in ((schedule.cap_per_24h, "24 h"), (schedule.cap_per_7d, "7 days"))
+        if cap is not None
+    ]
+    if caps:
+        text += "; at most " + " and ".join(caps)
     return text[:1].upper() + text[1:]
 
 

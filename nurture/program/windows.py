@@ -36,6 +36,17 @@ class Schedule:
     days: tuple[tuple[int, int] | None, ...]
     skip_holidays: bool = False
     cap_per_24h: int | None = None
+    cap_per_7d: int | None = None
+
+    @property
+    def capped(self) -> bool:
+        """Whether another send to the same lead could use up this message's allowance."""
+        return self.cap_per_24h is not None or self.cap_per_7d is not None
+
+    @property
+    def cap_lookback(self) -> timedelta:
+        """How far back the sends that count against the caps may lie."""
+        return timedelta(days=7) if self.cap_per_7d is not None else timedelta(hours=24)
 
     @classmethod
     def from_window(cls, window: Window) -> Schedule:
@@ -79,7 +90,11 @@ def schedule_for(
     window = getattr(windows, purpose, None) or windows.care
     schedule = Schedule.from_window(window)
     if channel == "sms" and purpose == "marketing":
-        schedule = replace(schedule, cap_per_24h=policy.caps.sms_marketing_per_24h)
+        schedule = replace(
+            schedule,
+            cap_per_24h=policy.caps.sms_marketing_per_24h,
+            cap_per_7d=policy.caps.sms_marketing_per_7d,
+        )
         for state in sorted(set(states)):
             rule = policy.states.get(state)
             if rule is not None:
@@ -149,16 +164,22 @@ def next_allowed(now: datetime, schedule: Schedule, zones: Sequence[ZoneInfo]) -
     return intervals[0][0] if intervals else None
 
 
-def cap_release(sent_at: Iterable[datetime], cap: int | None, now: datetime) -> datetime | None:
-    """When one more message fits under ``cap`` per rolling 24 h; None if it fits now."""
+def cap_release(
+    sent_at: Iterable[datetime],
+    cap: int | None,
+    now: datetime,
+    *,
+    window: timedelta = timedelta(hours=24),
+) -> datetime | None:
+    """When one more message fits under ``cap`` per rolling ``window``; None if it fits now."""
     if cap is None:
         return None
-    recent = sorted(t for t in sent_at if now - timedelta(hours=24) < t <= now)
+    recent = sorted(t for t in sent_at if now - window < t <= now)
     if len(recent) < cap:
         return None
     if cap == 0:
         return now + HORIZON
-    return recent[len(recent) - cap] + timedelta(hours=24)
+    return recent[len(recent) - cap] + window
 
 
 def _zone(name: str | None) -> ZoneInfo | None:

@@ -647,7 +647,9 @@ def test_the_simulation_applies_each_samples_consent_and_state(program: Services
     )
     body = text_of(detail)
     assert "skipped: no sms marketing consent" in body
-    assert "Mon–Sat 09:00–20:00, not on federal holidays; at most 3 per 24 h" in body
+    assert (
+        "Mon–Sat 09:00–20:00, not on federal holidays; at most 3 per 24 h and 4 per 7 days" in body
+    )
     assert "America/Los_Angeles" in body
     assert "1d after enrolment, at 10:00 their time" in body  # booking-nudge-email-1
     boise = text_of(marketing.get("/admin/sequences/consult-nurture"))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nurture.config.clinic import load_clinic
+from nurture.config.clinic import load_clinic, load_disclosures
 from nurture.config.policy import load_policy
-from nurture.content.lint import LintReport, LintTarget, lint_template
+from nurture.content.lint import LintReport, LintTarget, lint_disclosures, lint_template
 from nurture.content.rendering import EmailLayouts, Renderer
 from nurture.db.models import Channel, Purpose
 from tests.conftest import REPO
@@ -277,3 +277,33 @@ def test_every_shipped_template_lints_clean_for_every_sample_and_edge_case() -> 
             public_url="https://nurture.example.org",
         )
         assert report.ok, (channel, key, [str(f) for f in report.errors])
+
+
+def test_rule_25_lint_fails_when_a_text_promises_fewer_texts_than_the_policy_allows() -> None:
+    promise = "{{ clinic.sms_program_name }}: up to 4 msgs/week. Reply STOP to opt out."
+    assert not messages(lint(promise, purposes={Purpose.CARE}, key="nudge"))
+    looser = POLICY.model_copy(
+        update={"caps": POLICY.caps.model_copy(update={"sms_marketing_per_7d": 6})}
+    )
+    report = lint_template(
+        LintTarget(Channel.SMS, "nudge", promise, {Purpose.CARE}),
+        renderer=Renderer(),
+        layouts=LAYOUTS,
+        policy=looser,
+        clinic=CLINIC,
+        public_url="https://nurture.test",
+    )
+    assert "promises “4 msgs/week” but policy.yaml allows up to 6 in 7 days" in messages(report)
+
+
+def test_rule_25_the_disclosure_wording_keeps_the_weekly_promise_too() -> None:
+    disclosures = load_disclosures(REPO / "config")
+    assert lint_disclosures(disclosures, POLICY).ok
+    unlimited = POLICY.model_copy(
+        update={"caps": POLICY.caps.model_copy(update={"sms_marketing_per_7d": None})}
+    )
+    report = lint_disclosures(disclosures, unlimited)
+    assert [str(f) for f in report.errors] == [
+        "error: sms_marketing: promises “4 msgs/week” but policy.yaml allows no weekly limit: "
+        "set caps.sms_marketing_per_7d to 4 or change the promise"
+    ]
