@@ -17,10 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 import phonenumbers
 import zipcodes
-from phonenumbers import timezone as phone_timezone
 
 from nurture.config.policy import Policy, StateRule, Window
-from nurture.program.area_codes import AREA_CODE_STATES
+from nurture.program.area_codes import AREA_CODE_STATES, AREA_CODE_ZONES
 
 Interval = tuple[datetime, datetime]  # [start, end) in UTC
 DAY = 1440
@@ -213,7 +212,12 @@ def resolve_zones(
     timezone: str | None, postal_code: str | None, phone: str | None, clinic_zone: ZoneInfo
 ) -> tuple[ZoneInfo, ...]:
     """The lead's zone; else the ZIP code's; else every zone of the phone's area code; else the
-    clinic's. Several zones mean "we do not know which": callers intersect their windows."""
+    clinic's. Several zones mean "we do not know which": callers intersect their windows.
+
+    Every zone of the area code, not the one zone of the number's exchange: people keep their
+    number when they move, so a 208 number may ring in Boise (Mountain) or in Coeur d'Alene
+    (Pacific), and quiet hours must hold in both. When the clinic's own zone is among them it
+    comes first, as the one to show times in: most people who ask a clinic live near it."""
     own = _zone(timezone)
     if own is not None:
         return (own,)
@@ -222,10 +226,11 @@ def resolve_zones(
     if from_zip is not None:
         return (from_zip,)
     number = _parse_phone(phone)
-    if number is not None:
-        names = phone_timezone.time_zones_for_number(number)
+    if number is not None and number.country_code == 1:
+        names = AREA_CODE_ZONES.get(str(number.national_number)[:3], ())
         zones = [z for z in (_zone(name) for name in names) if z is not None]
         if 0 < len(zones) <= MAX_AREA_CODE_ZONES:
+            zones.sort(key=lambda zone: zone != clinic_zone)
             return tuple(zones)
     return (clinic_zone,)
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 import phonenumbers
 from phonenumbers import geocoder
 from phonenumbers.geodata import GEOCODE_DATA
+from phonenumbers.tzdata import TIMEZONE_DATA
 
 from nurture.program import windows
-from nurture.program.area_codes import AREA_CODE_STATES, PHONENUMBERS_VERSION
-from scripts.build_area_codes import build, state_of
+from nurture.program.area_codes import AREA_CODE_STATES, AREA_CODE_ZONES, PHONENUMBERS_VERSION
+from scripts.build_area_codes import build, build_zones, state_of
 
 REGENERATE = (
     "nurture/program/area_codes.py no longer matches phonenumbers {installed} (it was built from "
@@ -21,9 +22,15 @@ FILLER = "5550123"
 
 
 def test_the_committed_table_is_what_the_installed_phonenumbers_data_says() -> None:
-    assert build() == AREA_CODE_STATES, REGENERATE.format(
-        installed=phonenumbers.__version__, built=PHONENUMBERS_VERSION
-    )
+    message = REGENERATE.format(installed=phonenumbers.__version__, built=PHONENUMBERS_VERSION)
+    assert build() == AREA_CODE_STATES, message
+    assert build_zones() == AREA_CODE_ZONES, message
+
+
+def test_every_zone_an_exchange_is_in_is_among_its_area_codes_zones() -> None:
+    for prefix, names in TIMEZONE_DATA.items():
+        if prefix.startswith("1") and len(prefix) >= 4:
+            assert set(names) - {"Etc/Unknown"} <= set(AREA_CODE_ZONES[prefix[1:4]]), prefix
 
 
 def test_every_state_the_geocoder_names_for_a_number_is_among_its_area_codes_states() -> None:

@@ -192,8 +192,8 @@ def test_florida_residents_get_florida_hours_and_cap() -> None:
             None,
             None,
             "+12085550123",
-            ("America/Boise", "America/Los_Angeles"),
-        ),  # then the area code
+            ("America/Boise", "America/Los_Angeles", "America/Denver"),
+        ),  # then every zone of the area code, the clinic's first
         (None, None, "+18005550123", ("America/Boise",)),  # toll-free says nothing: the clinic
         (None, None, None, ("America/Boise",)),
         ("Not/AZone", None, "+13055550123", ("America/New_York",)),
@@ -213,3 +213,23 @@ def test_caps_release_when_the_oldest_send_leaves_the_24_hours() -> None:
     assert windows.cap_release(sent[1:], 3, now) is None
     assert windows.cap_release([now - timedelta(hours=25)] * 5, 3, now) is None
     assert windows.cap_release(sent, None, now) is None
+
+
+def test_rule_5_without_a_zip_code_quiet_hours_hold_in_every_zone_of_the_area_code() -> None:
+    """A real 208-522 number (an Idaho Falls exchange, Mountain time) was texted at 07:30 Pacific:
+    its owner may live in north Idaho. The window is the intersection over 208's zones."""
+    phone = "+12085221234"
+    zones = windows.resolve_zones(None, None, phone, ZoneInfo("America/Boise"))
+    assert {z.key for z in zones} >= {"America/Boise", "America/Los_Angeles"}
+    marketing = schedule_for(POLICY, "sms", "marketing", windows.resolve_states(None, None, phone))
+    opens = marketing.days[1]
+    assert opens is not None
+    nine_mountain = datetime(2026, 3, 10, 9, 0, tzinfo=ZoneInfo("America/Boise")) + timedelta(
+        minutes=opens[0] - 540
+    )  # Tuesday: the marketing window opens in Boise
+    mountain_only = (ZoneInfo("America/Denver"),)  # what the exchange alone says
+    assert windows.next_allowed(nine_mountain, marketing, mountain_only) == nine_mountain
+    # An hour earlier on the Pacific coast: the text waits until the window opens there too.
+    assert windows.next_allowed(nine_mountain, marketing, zones) == nine_mountain + timedelta(
+        hours=1
+    )
