@@ -9,7 +9,9 @@ failure becomes a :class:`RenderError` that fails one message with a readable re
 A lead types their own name, so in an e-mail's Markdown body every printed value is escaped for
 Markdown before the Markdown is rendered: a name can never become a link, an image or a
 heading. Only the clinic's configuration and ``links.*`` print as they are, so
-``[Book]({{ links.book }})`` stays a link.
+``[Book]({{ links.book }})`` stays a link. The text part is rendered from the same parsed
+Markdown as plain text (no asterisks, a link as "Book (https://…)"), so a name shows there exactly
+as typed too.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import yaml
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 from markdown_it import MarkdownIt
+from markdown_it.tree import SyntaxTreeNode
 from markupsafe import Markup
 
 from nurture.content import render_budget
@@ -47,7 +50,6 @@ class RenderError(Exception):
 BUDGET_EXCEEDED = "render budget exceeded"
 # CommonMark lets a backslash escape any ASCII punctuation, and only those have a meaning.
 MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
-MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 class TrustedText(str):
@@ -94,6 +96,7 @@ class ClinicView:
     website_url: str
     timezone: str
     sms_frequency: str
+    staffed_hours: str = ""  # when a person answers ("Mon-Fri 8am-6pm Mountain"): crisis reply
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,67 @@ def consult_view(
         when=describe_local_time(consult_at, zone),
         confirmed=confirmed,
     )
+
+
+# The text part ----------------------------------------------------------------------------------
+# Read the way a person reads a plain-text e-mail: no asterisks, a link as "text (url)", lists
+# with "-" or "1.", quotes with ">". It is rendered from the same tokens as the HTML, so what a
+# lead typed (escaped for Markdown) is a text token here too and shows exactly as typed.
+
+
+def plain_text(tokens: list[Any]) -> str:
+    """The plain-text rendering of parsed Markdown (markdown-it tokens)."""
+    return "\n\n".join(_blocks(SyntaxTreeNode(tokens).children)).strip()
+
+
+def _blocks(nodes: list[SyntaxTreeNode]) -> list[str]:
+    rendered = (_block(node) for node in nodes)
+    return [block for block in rendered if block]
+
+
+def _block(node: SyntaxTreeNode) -> str:
+    kind = node.type
+    if kind in {"paragraph", "heading"}:
+        return "".join(_inline(child) for child in node.children[0].children)
+    if kind in {"bullet_list", "ordered_list"}:
+        return _list(node)
+    if kind == "blockquote":
+        inner = "\n\n".join(_blocks(node.children))
+        return "\n".join(f"> {line}".rstrip() for line in inner.splitlines())
+    if kind in {"code_block", "fence", "html_block"}:
+        return node.content.rstrip("\n")
+    if kind == "hr":
+        return "----"
+    return "\n\n".join(_blocks(node.children))
+
+
+def _list(node: SyntaxTreeNode) -> str:
+    # A tight list (its paragraphs hidden, as in the HTML) keeps one item a line.
+    tight = any(child.hidden for item in node.children for child in item.children)
+    between = "\n" if tight else "\n\n"
+    start = int(str(node.attrs.get("start", 1)))
+    items = []
+    for number, item in enumerate(node.children, start):
+        marker = f"{number}. " if node.type == "ordered_list" else "- "
+        first, *rest = between.join(_blocks(item.children)).splitlines() or [""]
+        hang = " " * len(marker)  # what follows the first line lines up under its text
+        items.append("\n".join([marker + first, *(hang + line if line else "" for line in rest)]))
+    return between.join(items)
+
+
+def _inline(node: SyntaxTreeNode) -> str:
+    kind = node.type
+    if kind in {"softbreak", "hardbreak"}:
+        return "\n"  # templates put a line break where they mean one
+    if kind in {"text", "code_inline", "html_inline"}:
+        return node.content
+    inner = "".join(_inline(child) for child in node.children)
+    if kind == "link":
+        href = str(node.attrs.get("href", ""))
+        if href in {inner, f"mailto:{inner}", f"tel:{inner}"}:
+            return inner  # an autolink: the address once is enough
+        return f"{inner} ({href})"
+    return inner  # strong, em, image (its alt text): the words without the markup
 
 
 class _CompiledCache:
@@ -300,19 +364,19 @@ class Renderer:
             name,
             {**variables, "clinic": _trusted(context.clinic), "links": _trusted(context.links)},
         ).strip()
-        # The text part is read as it is: the same Markdown without its backslash escapes shows
-        # what the lead typed (and what the HTML shows), at no second render.
-        plain = MARKDOWN_ESCAPE.sub(r"\1", markdown)
+        # Parsed once for both parts: the HTML, and the plain text a text-only reader sees.
+        tokens = self._markdown.parse(markdown)
+        body_html = self._markdown.renderer.render(tokens, self._markdown.options, {})
         page = {**variables, "subject": subject, "preheader": " ".join(preheader.split())}
         html = _run(
             self._html.get(layouts.html, "layouts/email.html.j2"),
             "layouts/email.html.j2",
-            {**page, "body_html": Markup(self._markdown.render(markdown))},  # noqa: S704 - markdown-it escaped it
+            {**page, "body_html": Markup(body_html)},  # noqa: S704 - markdown-it escaped it
         )
         text = _run(
             self._text.get(layouts.text, "layouts/email.txt.j2"),
             "layouts/email.txt.j2",
-            {**page, "body_text": plain},
+            {**page, "body_text": plain_text(tokens)},
         )
         return RenderedEmail(
             subject=subject, preheader=page["preheader"], text=text.strip() + "\n", html=html

@@ -283,10 +283,13 @@ def test_a_name_is_text_in_every_part_and_never_markup_in_html(name: str) -> Non
     paragraph = re.search(r"<p>(.*?)</p>", body, re.DOTALL)
     assert paragraph is not None
     assert html.unescape(paragraph.group(1)) == name  # shown exactly as typed, no backslashes
-    # The plain-text parts are not Markdown: they show the name unchanged, without backslashes.
+    # The plain-text parts are not Markdown: they show the name unchanged, without backslashes,
+    # and the clinic's own links as "text (url)".
     assert email.subject == f"Hi {name}"
     assert email.preheader == f"For {name}"
-    assert email.text.startswith(f"{name}\n\nHello {name}, [Book](https://clinic.test/book)")
+    assert email.text.startswith(
+        f"{name}\n\nHello {name}, Book (https://clinic.test/book) or https://clinic.test."
+    )
     sms = Renderer().render_sms("Hi {{ lead.first_name }}", context(first_name=name), name="t")
     assert sms == f"Hi {name}"
 
