@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator
 
 from nurture.config.yamlconf import load_model
@@ -20,6 +22,12 @@ class Clinic(BaseModel):
     email: EmailStr
     # Where alerts go: crisis words in a text, replies that need a person.
     staff_email: EmailStr
+    # The on-call clinician's mobile, paged by text (as well as e-mail) when a crisis reply
+    # comes in. E.164, e.g. "+12085550199".
+    on_call_phone: str
+    # When a person answers at the clinic, in words a lead reads in the crisis reply
+    # ("Mon-Fri 8am-6pm Mountain"), so nobody waits overnight for a call back.
+    staffed_hours: str = Field(min_length=5, max_length=60)
     address: str = Field(min_length=5, max_length=300)
     booking_url: HttpUrl
     website_url: HttpUrl
@@ -35,6 +43,24 @@ class Clinic(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA time zone {value!r}") from None
         return value
+
+    @field_validator("on_call_phone")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        """Only a number written in E.164 that could be a real phone: a typo here would page
+        nobody, and nobody would find out until the night it mattered."""
+        if not re.fullmatch(r"\+[1-9]\d{7,14}", value):
+            raise ValueError(f"{value!r} is not an E.164 number (write it like +12085550199)")
+        if not phonenumbers.is_valid_number(phonenumbers.parse(value)):
+            raise ValueError(f"{value!r} is not a valid phone number")
+        return value
+
+    @field_validator("staffed_hours")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if "\n" in value or "\r" in value:
+            raise ValueError("staffed_hours is one line of text, e.g. 'Mon-Fri 8am-6pm Mountain'")
+        return value.strip()
 
     @property
     def zone(self) -> ZoneInfo:

@@ -86,6 +86,7 @@ def clinic_view(clinic: Clinic) -> ClinicView:
         website_url=str(clinic.website_url),
         timezone=clinic.timezone,
         sms_frequency=clinic.sms_frequency,
+        staffed_hours=clinic.staffed_hours,
     )
 
 

@@ -1,4 +1,9 @@
-"""Alerts to the clinic's staff: e-mails through the normal outbox, at once, day or night."""
+"""Alerts to the clinic's staff through the normal outbox, at once, day or night: an e-mail to
+``clinic.staff_email``, and for a crisis also a text page to ``clinic.on_call_phone``.
+
+An alert is a row of the lead it is about, with ``recipient`` saying where it goes instead of
+the lead's own address; the gates let purpose ``alert`` through without consent or pauses.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from nurture.db import audit
 from nurture.db.models import Channel, Lead, Message, Purpose
 from nurture.outbox import states
 
+CRISIS_PAGE = "staff-crisis-page"
+
 
 def alert_staff(
     session: Session,
@@ -26,14 +33,63 @@ def alert_staff(
     actor: str,
 ) -> Message:
     """Plan an alert e-mail to ``clinic.staff_email`` about a lead, due now."""
+    return _plan(
+        session,
+        lead,
+        channel=Channel.EMAIL,
+        recipient=str(clinic.staff_email),
+        template=template,
+        context={**details, "lead_url": f"{public_url}/admin/leads/{lead.id}"},
+        now=now,
+        actor=actor,
+    )
+
+
+def page_on_call(
+    session: Session,
+    lead: Lead,
+    *,
+    received: str,
+    clinic: Clinic,
+    public_url: str,
+    now: datetime,
+    actor: str,
+) -> Message:
+    """Plan a text to the on-call clinician: a crisis reply came in, look in the staff inbox.
+
+    A page shows on a lock screen, so its context holds no name, number or message body: only
+    when it came and where to look. Everything else is behind the staff login."""
+    return _plan(
+        session,
+        lead,
+        channel=Channel.SMS,
+        recipient=clinic.on_call_phone,
+        template=CRISIS_PAGE,
+        context={"received": received, "inbox_url": f"{public_url}/admin/inbox"},
+        now=now,
+        actor=actor,
+    )
+
+
+def _plan(
+    session: Session,
+    lead: Lead,
+    *,
+    channel: Channel,
+    recipient: str,
+    template: str,
+    context: dict[str, Any],
+    now: datetime,
+    actor: str,
+) -> Message:
     message = Message(
         lead_id=lead.id,
         step_key=template,
-        channel=Channel.EMAIL,
+        channel=channel,
         purpose=Purpose.ALERT,
         template_key=template,
-        recipient=str(clinic.staff_email),
-        context={**details, "lead_url": f"{public_url}/admin/leads/{lead.id}"},
+        recipient=recipient,
+        context=context,
         due_at=now,
         status=states.PLANNED,
         status_at=now,
@@ -48,6 +104,6 @@ def alert_staff(
         action="alert.planned",
         lead_id=lead.id,
         message_id=message.id,
-        details={"template": template},
+        details={"template": template, "channel": channel.value},
     )
     return message

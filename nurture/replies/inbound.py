@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import phonenumbers
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from nurture import consent
@@ -28,6 +29,7 @@ from nurture.db.models import (
     Lead,
     LeadStage,
     Message,
+    MessageStatus,
     Purpose,
 )
 from nurture.outbox import alerts, pauses, planner, states, withdrawals
@@ -36,6 +38,11 @@ from nurture.program.sequences import Catalog
 from nurture.replies import keywords
 
 ACTOR = "lead"
+STOP_CONFIRMATION = "stop-confirmation"
+# Rule 9: one confirmation per opt-out; a repeat inside this time gets none.
+ONE_OPT_OUT_REPLY = timedelta(hours=24)
+# A confirmation request in one of these states reached (or may have reached) the person.
+ASKED = (MessageStatus.SENDING, MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -170,61 +177,43 @@ def handle_inbound(
     # Twilio's Advanced Opt-Out already answered this keyword: a second answer is one too many.
     provider_answered = bool(opt_out_type)
     evidence = {"message_sid": sid, "body": body, "opt_out_type": opt_out_type}
+    # What the person had agreed to before this text: a STOP from someone already opted out is
+    # a repeat, and a YES from someone subscribed is not asking to be subscribed.
+    subscribed = consent.current(session, lead.id).allows(Channel.SMS, Purpose.OPTIN)
     if reading.crisis:
-        replies.append(_reply(session, writer, lead, "crisis-reply"))
-        _needs_person(
+        _crisis(session, inbound, lead, writer, replies, now=now)
+    if reading.opts_out:
+        _opt_out(
             session,
             inbound,
             lead,
             writer,
-            now=now,
-            reason="crisis words",
-            template="staff-crisis-alert",
-            pause_reason="crisis words in a text",
-        )
-        audit.record(
-            session,
-            actor=ACTOR,
-            action="inbound.crisis",
-            lead_id=lead.id,
-            details={"inbound_id": inbound.id},
-        )
-    if reading.opts_out:
-        withdrawals.revoke_sms(
-            session,
-            lead.id,
-            source=ConsentSource.SMS_KEYWORD,
+            reading,
+            replies,
             evidence=evidence,
-            actor=ACTOR,
+            answered=provider_answered,
+            subscribed=subscribed,
             now=now,
         )
-        if not provider_answered:
-            replies.append(_reply(session, writer, lead, "stop-confirmation"))
-        if reading.by_phrase and not reading.crisis:
-            inbound.needs_attention = True
-            inbound.attention_reason = "read as an opt-out from a phrase: please check"
     elif reading.kind is InboundClass.OPT_IN:
-        restored = consent.restore_sms(session, lead.id, evidence=evidence, actor=ACTOR)
-        if not provider_answered:
-            replies.append(
-                _reply(session, writer, lead, "optin-confirmation", Purpose.OPTIN)
-                if restored
-                else _reply(session, writer, lead, "optin-not-found")
-            )
+        _opt_in(
+            session,
+            inbound,
+            lead,
+            writer,
+            catalog,
+            reading,
+            replies,
+            evidence=evidence,
+            answered=provider_answered,
+            subscribed=subscribed,
+            now=now,
+        )
     elif reading.kind is InboundClass.HELP:
         if not provider_answered:
             replies.append(_reply(session, writer, lead, "help-reply"))
     elif reading.kind is InboundClass.CONFIRM and _has_upcoming_consult(lead, now):
-        lead.consult_confirmed_at = now
-        planner.skip_confirm_requests(session, lead, catalog=catalog, now=now)
-        audit.record(
-            session,
-            actor=ACTOR,
-            action="consult.confirmed",
-            lead_id=lead.id,
-            details={"consult_at": lead.consult_at.isoformat() if lead.consult_at else None},
-        )
-        replies.append(_reply(session, writer, lead, "confirm-reply"))
+        replies.append(_confirm_consult(session, writer, lead, catalog, now=now))
     elif reading.kind in {InboundClass.OTHER, InboundClass.CONFIRM} and not reading.crisis:
         _needs_person(
             session,
@@ -242,8 +231,227 @@ def handle_inbound(
     )
 
 
+def _opt_out(
+    session: Session,
+    inbound: InboundMessage,
+    lead: Lead,
+    writer: Writer,
+    reading: keywords.Reading,
+    replies: list[_Reply],
+    *,
+    evidence: dict[str, Any],
+    answered: bool,
+    subscribed: bool,
+    now: datetime,
+) -> None:
+    """Rules 7 and 9: every SMS purpose revoked, pending texts cancelled, and one confirmation
+    per opt-out (none when Twilio already sent it, none for a repeat within 24 hours)."""
+    withdrawals.revoke_sms(
+        session,
+        lead.id,
+        source=ConsentSource.SMS_KEYWORD,
+        evidence=evidence,
+        actor=ACTOR,
+        now=now,
+    )
+    if not subscribed and _confirmed_opt_out_since(session, lead, now - ONE_OPT_OUT_REPLY):
+        # The repeat is recorded and audited like the first; a second "you have been
+        # unsubscribed" would only be one text too many.
+        audit.record(
+            session,
+            actor=audit.SYSTEM,
+            action="reply.withheld",
+            lead_id=lead.id,
+            details={
+                "inbound_id": inbound.id,
+                "template": STOP_CONFIRMATION,
+                "reason": "this opt-out was confirmed in the last 24 hours",
+            },
+        )
+    elif not answered:
+        replies.append(_reply(session, writer, lead, STOP_CONFIRMATION))
+    if reading.by_phrase and not reading.crisis:
+        inbound.needs_attention = True
+        inbound.attention_reason = "read as an opt-out from a phrase: please check"
+    if reading.cancel and _has_upcoming_consult(lead, now):
+        _cancel_may_mean_the_consult(session, inbound, lead, writer, now=now)
+
+
+def _opt_in(
+    session: Session,
+    inbound: InboundMessage,
+    lead: Lead,
+    writer: Writer,
+    catalog: Catalog,
+    reading: keywords.Reading,
+    replies: list[_Reply],
+    *,
+    evidence: dict[str, Any],
+    answered: bool,
+    subscribed: bool,
+    now: datetime,
+) -> None:
+    """Rule 11: START/YES/UNSTOP restores what was granted before the opt-out and confirms it.
+    From someone already subscribed, "YES" answers the consult confirmation they were asked
+    for; anything else goes to a person, never "request a free consultation"."""
+    if consent.restore_sms(session, lead.id, evidence=evidence, actor=ACTOR):
+        if not answered:
+            replies.append(_reply(session, writer, lead, "optin-confirmation", Purpose.OPTIN))
+    elif not subscribed:
+        if not answered:
+            replies.append(_reply(session, writer, lead, "optin-not-found"))
+    elif reading.yes and _confirmation_pending(session, lead, catalog, now):
+        replies.append(_confirm_consult(session, writer, lead, catalog, now=now))
+    else:
+        _needs_person(
+            session,
+            inbound,
+            lead,
+            writer,
+            now=now,
+            reason="an opt-in word from someone already subscribed; nothing to confirm",
+            template="staff-reply-alert",
+            pause_reason="replied by text; waiting for staff",
+        )
+
+
+def _crisis(
+    session: Session,
+    inbound: InboundMessage,
+    lead: Lead,
+    writer: Writer,
+    replies: list[_Reply],
+    *,
+    now: datetime,
+) -> None:
+    """Rule 26: the 988/911 reply at once, an e-mail to staff and a text page to the on-call
+    clinician, marketing paused, and an audit entry; whatever else the text also is."""
+    replies.append(_reply(session, writer, lead, "crisis-reply"))
+    _needs_person(
+        session,
+        inbound,
+        lead,
+        writer,
+        now=now,
+        reason="crisis words",
+        template="staff-crisis-alert",
+        pause_reason="crisis words in a text",
+    )
+    alerts.page_on_call(
+        session,
+        lead,
+        received=describe_local_time(now, writer.clinic.zone),  # the clinician's own clock
+        clinic=writer.clinic,
+        public_url=writer.public_url,
+        now=now,
+        actor=audit.SYSTEM,
+    )
+    audit.record(
+        session,
+        actor=ACTOR,
+        action="inbound.crisis",
+        lead_id=lead.id,
+        details={"inbound_id": inbound.id},
+    )
+
+
+def _confirmed_opt_out_since(session: Session, lead: Lead, since: datetime) -> bool:
+    """Whether this number was already told it is unsubscribed since ``since``."""
+    found = session.scalar(
+        select(Message.id)
+        .where(
+            Message.lead_id == lead.id,
+            Message.channel == Channel.SMS,
+            Message.template_key == STOP_CONFIRMATION,
+            Message.sent_at >= since,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def _cancel_may_mean_the_consult(
+    session: Session, inbound: InboundMessage, lead: Lead, writer: Writer, *, now: datetime
+) -> None:
+    """CANCEL is an opt-out keyword (FCC), and it is honoured as one; someone with a consult
+    booked may also mean the consult, which only a person can tell (and must not guess)."""
+    inbound.needs_attention = True
+    inbound.attention_reason = "texted CANCEL with a consult booked: they may mean the consult"
+    alerts.alert_staff(
+        session,
+        lead,
+        template="staff-cancel-alert",
+        details=_alert_details(inbound, lead, writer, now, reason=inbound.attention_reason),
+        clinic=writer.clinic,
+        public_url=writer.public_url,
+        now=now,
+        actor=audit.SYSTEM,
+    )
+
+
+def _confirm_consult(
+    session: Session, writer: Writer, lead: Lead, catalog: Catalog, *, now: datetime
+) -> _Reply:
+    if lead.consult_confirmed_at is None:
+        lead.consult_confirmed_at = now
+    planner.skip_confirm_requests(session, lead, catalog=catalog, now=now)
+    audit.record(
+        session,
+        actor=ACTOR,
+        action="consult.confirmed",
+        lead_id=lead.id,
+        details={"consult_at": lead.consult_at.isoformat() if lead.consult_at else None},
+    )
+    return _reply(session, writer, lead, "confirm-reply")
+
+
+def _confirmation_pending(session: Session, lead: Lead, catalog: Catalog, now: datetime) -> bool:
+    """A consult is coming and they were asked to confirm it (the text went out), or already
+    did: a YES then means yes to that. A YES nobody asked for goes to a person instead."""
+    if not _has_upcoming_consult(lead, now):
+        return False
+    if lead.consult_confirmed_at is not None:
+        return True
+    steps = [
+        and_(Message.sequence_key == sequence.key, Message.step_key == step.key)
+        for sequence in catalog.by_key.values()
+        for step in sequence.steps
+        if step.confirm_request
+    ]
+    if not steps:
+        return False
+    asked = session.scalar(
+        select(Message.id)
+        .where(
+            Message.lead_id == lead.id,
+            Message.anchor_version == lead.consult_version,
+            Message.status.in_(ASKED),
+            or_(*steps),
+        )
+        .limit(1)
+    )
+    return asked is not None
+
+
 def _has_upcoming_consult(lead: Lead, now: datetime) -> bool:
     return lead.stage is LeadStage.BOOKED and lead.consult_at is not None and lead.consult_at > now
+
+
+def _received(lead: Lead, writer: Writer, now: datetime) -> str:
+    zone = windows.lead_zone(lead.timezone, writer.clinic.zone, lead.postal_code, lead.phone)
+    return describe_local_time(now, zone)
+
+
+def _alert_details(
+    inbound: InboundMessage, lead: Lead, writer: Writer, now: datetime, *, reason: str
+) -> dict[str, Any]:
+    return {
+        "lead_name": f"{lead.first_name} {lead.last_name}".strip() or "someone not signed up",
+        "phone": lead.phone,
+        "body": inbound.body,
+        "reason": reason,
+        "received": _received(lead, writer, now),
+    }
 
 
 def _needs_person(
@@ -260,18 +468,11 @@ def _needs_person(
     inbound.needs_attention = True
     inbound.attention_reason = reason
     pauses.pause_lead_marketing(session, lead, reason=pause_reason, actor=audit.SYSTEM, now=now)
-    zone = windows.lead_zone(lead.timezone, writer.clinic.zone, lead.postal_code, lead.phone)
     alerts.alert_staff(
         session,
         lead,
         template=template,
-        details={
-            "lead_name": f"{lead.first_name} {lead.last_name}".strip() or "someone not signed up",
-            "phone": lead.phone,
-            "body": inbound.body,
-            "reason": reason,
-            "received": describe_local_time(now, zone),
-        },
+        details=_alert_details(inbound, lead, writer, now, reason=reason),
         clinic=writer.clinic,
         public_url=writer.public_url,
         now=now,

@@ -1,8 +1,10 @@
 """Reading an inbound text: opt-out, opt-in, help, crisis, confirmation, or free text. Pure.
 
-Exact keywords are matched after trimming, lower-casing and stripping punctuation (FCC 24-24 and
-CTIA). A phrase that a reasonable person reads as "stop texting me" counts as an opt-out too,
-flagged for a person to review. Crisis words are looked for in every text, whatever else it is.
+Exact keywords are matched after trimming, lower-casing and stripping accents and punctuation
+(FCC 24-24 and CTIA). A phrase that a reasonable person reads as "stop texting me" counts as an
+opt-out too, flagged for a person to review. Crisis words are looked for in every text, whatever
+else it is: the lexicon is ``keywords.crisis`` in config/policy.yaml, and its corpus of examples
+(both ways) is tests/unit/test_crisis_corpus.py.
 """
 
 from __future__ import annotations
@@ -16,13 +18,30 @@ from nurture.config.policy import Keywords
 from nurture.db.models import InboundClass
 
 CONFIRM_WORDS = frozenset({"c", "confirm", "confirmed", "yes c", "c yes"})
+# The opt-in word that is also a plain "yes": from someone already subscribed, with a consult
+# confirmation asked for, it answers that question rather than asking to be subscribed again.
+YES_WORDS = frozenset({"yes"})
+# Opt-outs that also ask to call something off: the lead may mean their consult.
+CANCEL_WORDS = frozenset({"cancel", "cancelar"})
+# Emoji that carry a word; every other emoji is dropped like punctuation.
+EMOJI_WORDS = {"\N{OCTAGONAL SIGN}": " stop "}
 
 
 def normalize(body: str) -> str:
-    """'  Stop!! ' → 'stop'; "Don't text me." → 'don t text me'."""
+    """'  Stop!! ' → 'stop'; "Don't text me." → 'don t text me'; 'No más 🛑' → 'no mas stop'."""
     text = unicodedata.normalize("NFKC", body).lower()
+    for emoji, word in EMOJI_WORDS.items():
+        text = text.replace(emoji, word)
+    # Accents off ("más" → "mas", "daño" → "dano"): people type them or not, and mean the same.
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     text = "".join(c if c.isalnum() or c.isspace() else " " for c in text)
     return " ".join(text.split())
+
+
+def _as_keyword(text: str) -> str:
+    """One word said several times ("STOP STOP", "🛑🛑") is that word."""
+    words = text.split()
+    return words[0] if len(words) > 1 and len(set(words)) == 1 else text
 
 
 @dataclass(frozen=True)
@@ -31,6 +50,8 @@ class Reading:
     crisis: bool  # crisis words anywhere: reply with 988/911 and alert staff, whatever else
     opts_out: bool  # revoke every SMS purpose
     by_phrase: bool  # the opt-out was read from a phrase, not a keyword: a person should review
+    yes: bool = False  # the opt-in word was a plain "yes" (it may answer "Reply C to confirm")
+    cancel: bool = False  # the opt-out keyword was CANCEL: they may mean a booked consult
 
 
 @lru_cache(maxsize=8)
@@ -38,16 +59,25 @@ def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     return tuple(re.compile(pattern) for pattern in patterns)
 
 
+@lru_cache(maxsize=8)
+def _words(words: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(normalize(word) for word in words)
+
+
 def read(body: str, keywords: Keywords, *, opt_out_type: str | None = None) -> Reading:
     """Classify a text. ``opt_out_type`` is Twilio's OptOutType field, honoured as given."""
     text = normalize(body)
+    word = _as_keyword(text)
     crisis = any(p.search(text) for p in _compiled(tuple(keywords.crisis)))
     provider = (opt_out_type or "").strip().upper()
-    if provider == "STOP" or text in {normalize(word) for word in keywords.opt_out}:
-        return Reading(InboundClass.OPT_OUT, crisis, opts_out=True, by_phrase=False)
-    if provider == "START" or text in {normalize(word) for word in keywords.opt_in}:
-        return Reading(InboundClass.OPT_IN, crisis, opts_out=False, by_phrase=False)
-    if provider == "HELP" or text in {normalize(word) for word in keywords.help}:
+    if provider == "STOP" or word in _words(tuple(keywords.opt_out)):
+        cancel = word in CANCEL_WORDS
+        return Reading(InboundClass.OPT_OUT, crisis, opts_out=True, by_phrase=False, cancel=cancel)
+    if provider == "START" or word in _words(tuple(keywords.opt_in)):
+        return Reading(
+            InboundClass.OPT_IN, crisis, opts_out=False, by_phrase=False, yes=word in YES_WORDS
+        )
+    if provider == "HELP" or word in _words(tuple(keywords.help)):
         return Reading(InboundClass.HELP, crisis, opts_out=False, by_phrase=False)
     if any(p.search(text) for p in _compiled(tuple(keywords.opt_out_phrases))):
         kind = InboundClass.CRISIS if crisis else InboundClass.OPT_OUT_PHRASE

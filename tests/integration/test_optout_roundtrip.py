@@ -96,7 +96,7 @@ def test_stop_and_one_click_stop_everything_after_them(
         url = f"{public_url}/webhooks/twilio/sms"
         reply = httpx.post(url, data=params, headers=twilio.signed_inbound(url, params), timeout=10)
         assert reply.status_code == 200
-        assert "no further messages" in reply.text
+        assert "no further texts" in reply.text
 
         # The mail provider's one-click POST, exactly as RFC 8058 describes it.
         token = tokens.sign(SECRET.encode(), lead_id, Purpose.MARKETING)
