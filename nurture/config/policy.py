@@ -157,9 +157,10 @@ class ContentRules(BaseModel):
 
     sms_forbidden: list[str] = Field(default_factory=list)
     care_email_forbidden: list[str] = Field(default_factory=list)
+    email_health_details: list[str] = Field(default_factory=list)
     required: dict[str, list[str]] = Field(default_factory=dict)
 
-    @field_validator("sms_forbidden", "care_email_forbidden")
+    @field_validator("sms_forbidden", "care_email_forbidden", "email_health_details")
     @classmethod
     def _compiles(cls, values: list[str]) -> list[str]:
         return _patterns(values)

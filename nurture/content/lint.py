@@ -18,6 +18,7 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from nurture import content
 from nurture.config.clinic import Clinic, Disclosures
 from nurture.config.policy import Policy
+from nurture.content import hipaa
 from nurture.content.render_budget import BudgetedSandbox
 from nurture.content.rendering import (
     BUDGET_EXCEEDED,
@@ -131,6 +132,8 @@ def lint_template(
     _check_structure(target, report)
     if not report.ok:
         return report  # a template that cannot compile or reaches internals is not rendered
+    for problem in hipaa.category_problems(target.source, target.purposes):
+        report.add("error", problem)
     renders = _Renders(target, renderer, layouts, policy, clinic, public_url)
     # The edge cases must render, in budget and without None; length and wording are judged
     # on the ordinary samples, or every text that prints a long name would warn.
@@ -366,6 +369,13 @@ def _check_email(
             report.add(
                 "error", f"“{word}” is selling: care e-mail must not carry marketing content"
             )
+    if purpose is not Purpose.ALERT:  # staff alerts quote the person; they go to the care team
+        for words in _matches(policy.content.email_health_details, f"{subject}\n{text}"):
+            report.add(
+                "error",
+                f"“{words}” is a health detail about the person: e-mail may explain the "
+                "condition and the treatment in general, never say what is theirs",
+            )
     for match in URL.finditer(html):
         link = match.group(1) or match.group(2)
         scheme = urlsplit(link).scheme
@@ -375,4 +385,12 @@ def _check_email(
             report.add("error", f"link {link!r} must be an absolute https:// address")
 
 
-__all__ = ["Finding", "LintReport", "LintTarget", "lint_template", "purposes_for"]
+__all__ = [
+    "Finding",
+    "LintReport",
+    "LintTarget",
+    "frequency_promise_problem",
+    "lint_disclosures",
+    "lint_template",
+    "purposes_for",
+]

@@ -26,6 +26,15 @@ GOOD_EMAIL = (
 )
 
 
+def with_category(source: str, purposes: set[Purpose]) -> str:
+    """The other checks' tests declare a fitting HIPAA category, as every real template does:
+    at the end, so the line numbers those tests expect stay where they are."""
+    if "hipaa_category" in source:
+        return source
+    category = "own_services" if Purpose.MARKETING in purposes else "operations"
+    return source + "{#- hipaa_category: " + category + " #}"
+
+
 def lint(
     source: str,
     channel: Channel = Channel.SMS,
@@ -33,8 +42,9 @@ def lint(
     key: str = "test",
     layouts: EmailLayouts = LAYOUTS,
 ) -> LintReport:
+    purposes = purposes or {Purpose.MARKETING}
     return lint_template(
-        LintTarget(channel, key, source, purposes or {Purpose.MARKETING}),
+        LintTarget(channel, key, with_category(source, purposes), purposes),
         renderer=Renderer(),
         layouts=layouts,
         policy=POLICY,
@@ -307,3 +317,67 @@ def test_rule_25_the_disclosure_wording_keeps_the_weekly_promise_too() -> None:
         "error: sms_marketing: promises “4 msgs/week” but policy.yaml allows no weekly limit: "
         "set caps.sms_marketing_per_7d to 4 or change the promise"
     ]
+
+
+@pytest.mark.parametrize(
+    ("declaration", "purposes", "problem"),
+    [
+        ("", {Purpose.CARE}, "declare the template's HIPAA category"),
+        ("{# hipaa_category: gossip -#}", {Purpose.CARE}, "is not one of treatment"),
+        ("{# hipaa_category: own_services -#}", {Purpose.CARE}, "does not fit its use as a care"),
+        ("{# hipaa_category: treatment -#}", {Purpose.MARKETING}, "use as a marketing message"),
+        ("{# hipaa_category: third_party_marketing -#}", {Purpose.MARKETING}, "authorization"),
+    ],
+)
+def test_rule_20_every_template_declares_a_hipaa_category_that_fits_its_use(
+    declaration: str, purposes: set[Purpose], problem: str
+) -> None:
+    source = declaration + "\n{{ clinic.sms_program_name }}: see you soon. Reply STOP to opt out."
+    report = lint_template(
+        LintTarget(Channel.SMS, "nudge", source, purposes),
+        renderer=Renderer(),
+        layouts=LAYOUTS,
+        policy=POLICY,
+        clinic=CLINIC,
+        public_url="https://nurture.test",
+    )
+    assert problem in messages(report)
+
+
+def test_rule_20_a_fitting_category_passes_and_renders_to_nothing() -> None:
+    source = "{# hipaa_category: treatment -#}\n{{ clinic.sms_program_name }}: see you soon."
+    report = lint_template(
+        LintTarget(Channel.SMS, "nudge", source, {Purpose.CARE}),
+        renderer=Renderer(),
+        layouts=LAYOUTS,
+        policy=POLICY,
+        clinic=CLINIC,
+        public_url="https://nurture.test",
+    )
+    assert not messages(report)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Your dose will be 0.5 mg/kg.",
+        "Your PHQ-9 score was 19.",
+        "We know your depression has been hard.",
+        "{{ lead.first_name }}, you were diagnosed with depression.",
+        "Since you have treatment-resistant depression, we can help.",
+    ],
+)
+def test_rule_21_an_email_never_states_a_health_detail_about_the_person(sentence: str) -> None:
+    body = "Hi {{ lead.first_name }}. " + sentence + " [Book]({{ links.book }})"
+    source = "---\nsubject: Hello\n---\n" + body
+    assert "is a health detail about the person" in messages(
+        lint(source, Channel.EMAIL, {Purpose.CARE})
+    )
+
+
+def test_rule_21_an_email_may_explain_the_condition_in_general() -> None:
+    source = (
+        "---\nsubject: Hello\n---\nTreatment-resistant depression is depression that has not "
+        "eased after two or more medicines. Ketamine is studied for it. [Book]({{ links.book }})"
+    )
+    assert not messages(lint(source, Channel.EMAIL, {Purpose.MARKETING}))
