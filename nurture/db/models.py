@@ -126,6 +126,8 @@ class Lead(Base):
     # Set by a crisis text or any free-text reply; marketing waits until staff resume it.
     marketing_paused_at: Mapped[datetime | None]
     marketing_pause_reason: Mapped[str | None] = mapped_column(String(200))
+    # Crisis words: every nurture send (care steps too) waits until staff have spoken to them.
+    crisis_hold_at: Mapped[datetime | None]
     # The provider said this number cannot receive texts (landline, invalid, unreachable).
     sms_unreachable_at: Mapped[datetime | None]
     # Bumped whenever consult_at changes; rows planned from an older value can never be sent.

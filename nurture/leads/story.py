@@ -155,8 +155,9 @@ def load_story(session: Session, lead_id: uuid.UUID, *, clinic_zone: ZoneInfo) -
 
 
 def resume_marketing(session: Session, lead: Lead, *, actor: str) -> bool:
-    """Lift the lead's marketing pause; False (and nothing written) when there was none."""
-    if lead.marketing_paused_at is None:
+    """Lift the lead's marketing pause and any crisis hold; False (and nothing written) when
+    there was neither."""
+    if lead.marketing_paused_at is None and lead.crisis_hold_at is None:
         return False
     pauses.resume_lead_marketing(session, lead, actor=actor)
     return True

@@ -54,6 +54,10 @@ class Defer:
 Verdict = Proceed | Skip | Defer
 
 
+# How often a row held after crisis words looks again whether staff have lifted the hold.
+CRISIS_RECHECK = timedelta(hours=1)
+
+
 def check(
     session: Session,
     message: Message,
@@ -78,6 +82,14 @@ def check(
         # Back to the schedule with its own due time: the claim leaves paused rows alone, and
         # resuming can tell which became overdue while paused.
         return Defer(message.due_at, f"paused ({pause.scope.value}): {pause.reason}")
+    if lead.crisis_hold_at is not None and message.enrollment_id is not None:
+        # Compliance rule 26: after crisis words no nurture send of any purpose goes until a
+        # person has spoken to them. Held, not skipped: a consult reminder may still matter
+        # once staff lift the hold, and its not_after ends it if it no longer does.
+        return Defer(
+            now + CRISIS_RECHECK,
+            "held after crisis words until staff have spoken to them (lead page: Resume)",
+        )
     if message.channel is Channel.SMS and message.purpose is not Purpose.OPTIN:
         optin_due = session.scalar(
             select(Message.due_at)

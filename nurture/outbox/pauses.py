@@ -86,7 +86,24 @@ def pause_lead_marketing(
     )
 
 
+def hold_for_crisis(session: Session, lead: Lead, *, actor: str, now: datetime) -> None:
+    """Crisis words (compliance rule 26): no nurture send of any purpose goes to this person
+    until staff lift the hold; replies and staff alerts still go."""
+    if lead.crisis_hold_at is None:
+        lead.crisis_hold_at = now
+    audit.record(session, actor=actor, action="lead.crisis_hold", lead_id=lead.id)
+
+
 def resume_lead_marketing(session: Session, lead: Lead, *, actor: str) -> None:
+    """Staff have spoken to the person: marketing, and anything a crisis held, may go again."""
+    held = lead.crisis_hold_at is not None
     lead.marketing_paused_at = None
     lead.marketing_pause_reason = None
-    audit.record(session, actor=actor, action="lead.marketing_resumed", lead_id=lead.id)
+    lead.crisis_hold_at = None
+    audit.record(
+        session,
+        actor=actor,
+        action="lead.marketing_resumed",
+        lead_id=lead.id,
+        details={"crisis_hold_lifted": held},
+    )

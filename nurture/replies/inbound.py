@@ -325,7 +325,8 @@ def _crisis(
     now: datetime,
 ) -> None:
     """Rule 26: the 988/911 reply at once, an e-mail to staff and a text page to the on-call
-    clinician, marketing paused, and an audit entry; whatever else the text also is."""
+    clinician, every nurture send to them held, and an audit entry; whatever else the text
+    also is."""
     replies.append(_reply(session, writer, lead, "crisis-reply"))
     _needs_person(
         session,
@@ -337,6 +338,7 @@ def _crisis(
         template="staff-crisis-alert",
         pause_reason="crisis words in a text",
     )
+    pauses.hold_for_crisis(session, lead, actor=audit.SYSTEM, now=now)
     alerts.page_on_call(
         session,
         lead,

@@ -870,3 +870,21 @@ def test_a_runaway_draft_is_refused_at_publish(services: Services, marketing: Br
     assert refused.status_code == 422
     assert "render budget exceeded" in text_of(refused)
     assert "range(99999)" not in services.templates.get(Channel.SMS, "help-reply").source
+
+
+def test_rule_26_the_lead_page_says_everything_is_held_after_crisis_words(
+    services: Services, ops: Browser
+) -> None:
+    lead_id = sign_up(services)
+    with services.sessions.begin() as session:
+        lead = session.get_one(Lead, lead_id)
+        pauses.hold_for_crisis(session, lead, actor="test", now=clock.utcnow())
+        pauses.pause_lead_marketing(
+            session, lead, reason="crisis words in a text", actor="test", now=clock.utcnow()
+        )
+    page = text_of(ops.get(f"/admin/leads/{lead_id}"))
+    assert "Everything is held" in page and "reminders included" in page
+    token = ops.csrf(f"/admin/leads/{lead_id}")
+    assert ops.post(f"/admin/leads/{lead_id}/resume", csrf=token).status_code == 303
+    assert get_lead(services, lead_id).crisis_hold_at is None
+    assert "Everything is held" not in text_of(ops.get(f"/admin/leads/{lead_id}"))

@@ -28,6 +28,7 @@ from nurture.db.models import (
     Purpose,
 )
 from nurture.leads.lifecycle import apply_event
+from nurture.outbox import gates, pauses
 from nurture.program.sequences import LifecycleEvent
 from nurture.runtime import Services, build_services
 from nurture.web import create_app
@@ -233,7 +234,7 @@ def test_rule_26_crisis_words_reply_alert_staff_pause_marketing_and_audit(
         ).all()
         assert "inbound.crisis" in actions
         assert "lead.marketing_paused" in actions
-        # Care texts (reminders) still go; marketing waits for staff.
+        # Consent for care stays; the sends themselves are held until staff resume (below).
         assert consent.current(session, lead_id).allows(Channel.SMS, Purpose.CARE)
 
 
@@ -606,3 +607,42 @@ def test_rule_26_ordinary_replies_get_no_crisis_reply_and_no_page(
     _, replies = text(client, body)
     assert replies == []
     assert [a.template_key for a in alerts_of(services)] == ["staff-reply-alert"]
+
+
+def test_rule_26_crisis_words_hold_every_nurture_send_until_staff_resume(
+    client: TestClient, services: Services
+) -> None:
+    lead_id = sign_up(services)
+    text(client, "I can't go on")
+
+    def verdicts() -> list[gates.Verdict]:
+        with services.sessions() as session:
+            lead = session.get_one(Lead, lead_id)
+            care = [
+                m
+                for m in messages_of(session, lead_id)
+                if m.purpose is Purpose.CARE and m.enrollment_id is not None
+            ]
+            assert care, "the sign-up planned no care step to hold"
+            return [
+                gates.check(
+                    session,
+                    m,
+                    lead,
+                    policy=services.policy,
+                    clinic_zone=services.clinic.zone,
+                    now=clock.utcnow(),
+                )
+                for m in care
+            ]
+
+    held = verdicts()
+    assert all(isinstance(v, gates.Defer) and "crisis words" in v.reason for v in held), held
+    with services.sessions.begin() as session:
+        pauses.resume_lead_marketing(session, session.get_one(Lead, lead_id), actor="staff:ops")
+    assert not any(isinstance(v, gates.Defer) and "crisis" in v.reason for v in verdicts())
+    with services.sessions() as session:
+        actions = session.scalars(
+            select(AuditEvent.action).where(AuditEvent.lead_id == lead_id)
+        ).all()
+    assert "lead.crisis_hold" in actions and "lead.marketing_resumed" in actions
