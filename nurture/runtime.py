@@ -7,6 +7,7 @@ database and transports.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 
 from sqlalchemy import Engine
@@ -21,6 +22,7 @@ from nurture.content.rendering import Renderer
 from nurture.content.template_store import DbTemplateStore, FileTemplateStore
 from nurture.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from nurture.leads.signup_limits import SignupLimiter, storage_uri_for
+from nurture.outbox.send_path import SendPath
 from nurture.outbox.throttle import SenderThrottle
 from nurture.preview.drafts import Studio
 from nurture.program.sequences import Catalog, load_catalog
@@ -103,6 +105,22 @@ class Services:
         return self.settings.twilio_messaging_service_sid or self.settings.twilio_from or "outbox"
 
     @cached_property
+    def send_path(self) -> SendPath:
+        """What sending and delivery reports need: handed to them instead of these Services."""
+        return SendPath(
+            writer=self.writer,
+            policy=self.policy,
+            catalog=self.catalog,
+            email=self.email,
+            sms=self.sms,
+            throttle=self.throttle,
+            sms_sender=self.sms_sender,
+            max_attempts=self.settings.max_attempts,
+            retry_base=timedelta(seconds=self.settings.retry_base),
+            unsubscribe_mailto=self.settings.unsubscribe_mailto,
+        )
+
+    @cached_property
     def signup_limiter(self) -> SignupLimiter:
         return SignupLimiter(
             storage_uri_for(self.settings.resolved_broker_url),
@@ -111,12 +129,16 @@ class Services:
         )
 
     def close(self) -> None:
-        # Transports built on first use may hold connections (SMTP keeps one open).
-        for name in ("email", "sms", "throttle", "broker"):
-            transport = self.__dict__.get(name)
-            closer = getattr(transport, "close", None)
-            if callable(closer):
-                closer()
+        # Only what was built (on first use) holds connections: SMTP keeps some open.
+        built = self.__dict__
+        if "email" in built:
+            self.email.close()
+        if "sms" in built:
+            self.sms.close()
+        if "throttle" in built and self.throttle is not None:
+            self.throttle.close()
+        if "broker" in built:
+            self.broker.close()
         self.engine.dispose()
 
 

@@ -23,6 +23,9 @@ BROKER_PURGE_INTERVAL = 600.0
 # its own timeouts); a minute is far beyond both. The hard limit stays well below the reaper's
 # "sending too long" (stale_sending_after), so a killed send becomes `unknown`, never a resend.
 SEND_LIMITS = (60.0, 90.0)  # (soft, hard) seconds
+# A batch renders each of its rows in turn (an e-mail's budget is 2 s) and waits for its
+# provider calls for at most SendPath.answer_within (40 s); still far below the reaper's.
+BATCH_LIMITS = (120.0, 150.0)
 DEFAULT_LIMITS = (300.0, 360.0)  # any task without its own
 
 
@@ -38,6 +41,8 @@ def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
     dispatch = max(30.0, 6 * settings.dispatch_interval)
     reap = max(120.0, 2 * settings.reap_interval)
     return {
+        "nurture.send_emails": limits(*BATCH_LIMITS),
+        "nurture.send_texts": limits(*BATCH_LIMITS),
         "nurture.send_email": limits(*SEND_LIMITS),
         "nurture.send_sms": limits(*SEND_LIMITS),
         "nurture.dispatch_due": limits(dispatch, dispatch + 15),
@@ -65,6 +70,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": "dispatch",
         "task_queues": [Queue(name) for name in QUEUES],
         "task_routes": {
+            "nurture.send_emails": {"queue": "email"},
+            "nurture.send_texts": {"queue": "sms"},
             "nurture.send_email": {"queue": "email"},
             "nurture.send_sms": {"queue": "sms"},
             "nurture.*": {"queue": "dispatch"},

@@ -43,6 +43,7 @@ from nurture.db.models import (
 )
 from nurture.outbox import pauses, states
 from nurture.program.sequences import Catalog
+from nurture.transports import SmsTransport
 
 HEARTBEAT_EVERY = timedelta(seconds=15)
 ALIVE_WITHIN = timedelta(seconds=45)
@@ -488,7 +489,11 @@ class UnknownText:
 
 
 def reconcile_unknown(
-    session: Session, sms: object, *, now: datetime, older_than: timedelta = timedelta(minutes=2)
+    session: Session,
+    sms: SmsTransport,
+    *,
+    now: datetime,
+    older_than: timedelta = timedelta(minutes=2),
 ) -> int:
     """Settle `unknown` texts by asking the provider for a message to that number, with that
     body, since the attempt. Found → `sent` with its id. Not found, by a provider that answered
@@ -500,14 +505,11 @@ def reconcile_unknown(
     provider is asked, and only then are the answers written, in the caller's ``session`` (which
     must not have begun its work yet), through the guarded move: a row that ops or a delivery
     report settled in the meantime is left as it is."""
-    find = getattr(sms, "find_sent", None)
-    if find is None:
-        return 0
     texts = unknown_texts(session.get_bind(), older_than=older_than, now=now)
     answers: list[tuple[UnknownText, str | None]] = []
     for unknown in texts:
         try:
-            provider_id = find(
+            provider_id = sms.find_sent(
                 to=unknown.to,
                 body=unknown.body,
                 since=unknown.status_at - timedelta(hours=1),

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from nurture import clock, ops
+from nurture.outbox.outcome_metrics import PROVIDER_ERRORS, SEND_LATENCY, SENDS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -29,27 +29,6 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     QueueDepths = Callable[[], Mapping[str, int | None]]
-
-SENDS = Counter("nurture_sends", "Send attempts by outcome", ["channel", "status"])
-SEND_LATENCY = Histogram(
-    "nurture_send_latency_seconds",
-    "From the moment a message was due to the moment it was sent",
-    ["channel"],
-    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 7200, 21600, 86400),
-)
-PROVIDER_ERRORS = Counter(
-    "nurture_provider_errors", "Errors answered by SMTP or Twilio", ["channel", "code"]
-)
-
-
-def record_outcome(
-    channel: str, status: str, *, due_at: datetime, sent_at: datetime | None, code: str | None
-) -> None:
-    SENDS.labels(channel, status).inc()
-    if status == "sent" and sent_at is not None:
-        SEND_LATENCY.labels(channel).observe(max(0.0, (sent_at - due_at).total_seconds()))
-    if code:
-        PROVIDER_ERRORS.labels(channel, code).inc()
 
 
 class StateCollector(Collector):

@@ -3,11 +3,11 @@
 ```
                 planner.plan                  dispatch.claim_due
     (sequence) ───────────────► planned ──────────────────────────► queued
-                                   │                                  │ dispatch.send_message
+                                   │                                  │ send.send_batch
                                    │ withdrawals / gates (cancel)     ▼
                                    └──────────► cancelled ◄────── sending ──► failed
                                                                   │    │   (retry.send_after:
-                                           dispatch (no answer)   │    │    back to queued)
+                                               send (no answer)   │    │    back to queued)
                                                    unknown ◄──────┘    ▼
                                                      │ ops.console.settle_unknown
                                                      └──────────────► sent ──► delivered
@@ -19,7 +19,13 @@
 - `states`: the transitions as data and `move()`, the only code that writes `messages.status`.
 - `planner`: turns a sequence's steps into planned rows for a lead.
 - `gates`: the checks at claim and at send: consent, quiet hours, caps, pauses, conditions.
-- `dispatch`: claims due rows, sends one, settles the outcome, retries, reaps stale rows.
+- `dispatch`: claims due rows, cuts them into send batches, reaps rows whose task vanished.
+- `send`: sends a batch of queued rows, each at most once, the provider calls overlapped.
+- `provider_calls`: the provider calls of a batch, side by side, bounded in time.
+- `settle`: the guarded move of one row with its audit entry; counted and logged on commit.
+- `send_path`: what sending needs (writer, policy, transports, throttle, retries), in one value.
+- `retry`: capped exponential backoff with jitter.
+- `outcome_metrics`: the send outcomes as Prometheus counters.
 - `reports`: provider delivery reports (Twilio StatusCallback), per send attempt.
 - `provider_errors`: what a provider's error means for the lead (landline, opted out, blocked).
 - `withdrawals`: a revocation of consent and the cancellation of what it covered.

@@ -5,7 +5,7 @@ A text's StatusCallback URL names its message and attempt (:func:`callback_query
 finds its row even before the send settles. Each report is weighed against its attempt:
 
 * the row is still ``sending`` for that attempt (the report beat the provider's answer): the
-  report waits, unapplied, and :func:`settle_attempt` applies it when the send settles;
+  report waits, unapplied, and :func:`settle_attempts` applies it when the send settles;
 * it is about an earlier attempt: it is recorded and moves nothing (attempt 2 is not attempt 1);
 * otherwise it moves the row along the table's arrows (below) and is marked applied.
 
@@ -14,19 +14,21 @@ Both paths lock the message row, so a report and a settling send never miss each
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nurture.db import audit
 from nurture.db.models import Channel, DeliveryEvent, Message, MessageAttempt, MessageStatus
-from nurture.outbox import dispatch, provider_errors, states
-from nurture.runtime import Services
+from nurture.outbox import provider_errors, states
+from nurture.outbox.retry import retry_delay
+from nurture.outbox.send_path import SendPath
 from nurture.transports.twilio_errors import ErrorClass, classify
 
 # Where each provider report takes a row (Twilio's order: queued → sending → sent → delivered |
@@ -70,7 +72,7 @@ def record_status(
     error_code: int | None,
     idempotency_key: str,
     payload: dict[str, Any],
-    services: Services,
+    path: SendPath,
     now: datetime,
     target: Target | None = None,
 ) -> bool:
@@ -112,60 +114,75 @@ def record_status(
         .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).one()
-    _weigh(session, event, message, services=services, now=now)
+    _weigh(session, event, message, path=path, now=now)
     return True
 
 
-def settle_attempt(
-    session: Session,
-    moved: Message | None,
-    *,
-    message_id: int,
-    number: int,
-    outcome: MessageStatus,
-    provider_id: str | None,
-    started_at: datetime,
-    services: Services,
-    now: datetime,
-) -> int:
-    """Record provider call ``number`` of a message, just ended; return how many reports that
-    beat it were applied.
+@dataclass(frozen=True)
+class Attempt:
+    """Provider call ``number`` of a message, just ended with ``outcome``."""
 
-    Called by the sender in the transaction that settles the row; ``moved`` is the row when it
-    took the outcome (None when someone else moved it first). When it did and the provider
-    may have the text, the reports of this attempt that arrived first are applied now, in the
-    order they came: a report is never dropped for being early. Reports that know only the
-    sid (an old callback URL) are claimed by it.
+    message_id: int
+    number: int
+    outcome: MessageStatus
+    provider_id: str | None
+    started_at: datetime
+    settled_at: datetime
+    moved: Message | None  # the row, when it took the outcome (None: someone else moved it)
+
+
+def settle_attempts(session: Session, attempts: Sequence[Attempt], *, path: SendPath) -> int:
+    """Record provider calls that just ended; return how many reports that beat them were
+    applied.
+
+    Called by the sender in the transaction that settles the rows. When a row took its outcome
+    and the provider may have the text, the reports of this attempt that arrived first are
+    applied now, in the order they came: a report is never dropped for being early. Reports
+    that know only the sid (an old callback URL) are claimed by it. One query finds the
+    waiting reports of the whole batch.
     """
-    session.add(
+    session.add_all(
         MessageAttempt(
-            message_id=message_id,
-            number=number,
-            provider_id=provider_id,
-            started_at=started_at,
-            settled_at=now,
-            outcome=outcome,
+            message_id=a.message_id,
+            number=a.number,
+            provider_id=a.provider_id,
+            started_at=a.started_at,
+            settled_at=a.settled_at,
+            outcome=a.outcome,
         )
+        for a in attempts
     )
-    if moved is None or outcome not in MAY_HAVE_LEFT:
+    eligible = [a for a in attempts if a.moved is not None and a.outcome in MAY_HAVE_LEFT]
+    if not eligible:
         return 0
-    message = moved
-    mine = and_(DeliveryEvent.message_id == message_id, DeliveryEvent.attempt == number)
-    if provider_id is not None:
-        by_sid = and_(DeliveryEvent.message_id.is_(None), DeliveryEvent.provider_id == provider_id)
+    sids = [a.provider_id for a in eligible if a.provider_id is not None]
+    mine: ColumnElement[bool] = DeliveryEvent.message_id.in_([a.message_id for a in eligible])
+    if sids:
+        by_sid = and_(DeliveryEvent.message_id.is_(None), DeliveryEvent.provider_id.in_(sids))
         mine = or_(mine, by_sid)
     waiting = session.scalars(
         select(DeliveryEvent)
         .where(DeliveryEvent.applied_at.is_(None), mine)
         .order_by(DeliveryEvent.received_at, DeliveryEvent.id)
     ).all()
-    if not waiting:
-        return 0
-    session.refresh(message)  # what the settling move wrote
-    for event in waiting:
-        event.message_id, event.attempt = message_id, number
-        _weigh(session, event, message, services=services, now=now)
-    return len(waiting)
+    applied = 0
+    for attempt in eligible:
+        events = [
+            event
+            for event in waiting
+            if (event.message_id, event.attempt) == (attempt.message_id, attempt.number)
+            or (event.message_id is None and event.provider_id == attempt.provider_id)
+        ]
+        if not events:
+            continue
+        message = attempt.moved
+        assert message is not None
+        session.refresh(message)  # what the settling move wrote
+        for event in events:
+            event.message_id, event.attempt = attempt.message_id, attempt.number
+            _weigh(session, event, message, path=path, now=attempt.settled_at)
+        applied += len(events)
+    return applied
 
 
 def _resolve(session: Session, provider_id: str, target: Target | None) -> Target | None:
@@ -195,18 +212,18 @@ def _weigh(
     event: DeliveryEvent,
     message: Message,
     *,
-    services: Services,
+    path: SendPath,
     now: datetime,
 ) -> None:
     """Apply a report to its (locked) message, or leave it waiting for its send to settle."""
     current = event.attempt == max(message.attempts, 1)
     if current and message.status is MessageStatus.SENDING:
-        return  # it beat the provider's answer: settle_attempt applies it
+        return  # it beat the provider's answer: settle_attempts applies it
     event.applied_at = now
     if not current or message.channel is not Channel.SMS:
         return  # an earlier attempt's report (or an e-mail's): recorded, nothing moves
     error_code = int(event.error_code) if event.error_code else None
-    _apply(session, message, event.status, error_code, event.provider_id, services, now)
+    _apply(session, message, event.status, error_code, event.provider_id, path, now)
 
 
 def _apply(
@@ -215,7 +232,7 @@ def _apply(
     status: str,
     error_code: int | None,
     provider_id: str,
-    services: Services,
+    path: SendPath,
     now: datetime,
 ) -> None:
     """Move the row where the report takes it (FINAL, ACCEPTED) and learn from its error code."""
@@ -240,13 +257,12 @@ def _apply(
     if (
         final is not MessageStatus.DELIVERED
         and classify(error_code) is ErrorClass.RETRY
-        and message.attempts < services.settings.max_attempts
+        and message.attempts < path.max_attempts
     ):
         # Twilio could not deliver it and says trying again may work: the same row goes back
         # to the schedule (never a Celery countdown).
         target = MessageStatus.SCHEDULED
-        base = timedelta(seconds=services.settings.retry_base)
-        values["due_at"] = now + dispatch.retry_delay(message.attempts, base=base)
+        values["due_at"] = now + retry_delay(message.attempts, base=path.retry_base)
     moved = _move(
         session,
         message,
@@ -265,8 +281,8 @@ def _apply(
             session,
             message,
             error_code,
-            clinic=services.clinic,
-            public_url=services.settings.public_url,
+            clinic=path.clinic,
+            public_url=path.writer.public_url,
             now=now,
             actor="provider",
         )

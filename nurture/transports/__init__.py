@@ -9,6 +9,7 @@ message may have left: :class:`TransientDeliveryError` (it did not; try later),
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 
@@ -51,12 +52,35 @@ class DeliveryOutcomeUnknownError(DeliveryError):
 
 
 class EmailTransport(Protocol):
+    """Safe to call from several threads at once: a batch sends its e-mails side by side."""
+
     def send(self, email: OutgoingEmail) -> str:
         """Send one e-mail; return the provider's id for it."""
         ...
 
+    def find_sent(self, *, to: str, body: str, since: datetime, reference: str) -> str | None:
+        """Whether an e-mail whose outcome is unknown left: see :meth:`SmsTransport.find_sent`."""
+        ...
+
+    def close(self) -> None:
+        """Let go of connections; the transport may be used again afterwards."""
+        ...
+
 
 class SmsTransport(Protocol):
+    """Safe to call from several threads at once: a batch sends its texts side by side."""
+
     def send(self, sms: OutgoingSms) -> str:
         """Send one text; return the provider's id for it."""
+        ...
+
+    def find_sent(self, *, to: str, body: str, since: datetime, reference: str) -> str | None:
+        """The provider's id of the message to ``to`` with ``body`` (our ``reference``) that it
+        accepted since ``since``, for settling an `unknown` row. None means the provider
+        answered and has no such message, so it never left and may be sent again; a provider
+        that cannot tell raises LookupError, and the row is left for a person."""
+        ...
+
+    def close(self) -> None:
+        """Let go of connections; the transport may be used again afterwards."""
         ...

@@ -25,6 +25,13 @@ def _write_atomically(path: Path, data: bytes) -> None:
     temporary.replace(path)
 
 
+def _find(directory: Path, reference: str, suffix: str) -> str | None:
+    """The id :meth:`send` answered for the first file written for ``reference``, if any."""
+    for path in sorted(directory.glob(f"*-{reference}{suffix}")):
+        return f"outbox-{path.stem}"
+    return None
+
+
 def _stem(reference: str) -> str:
     return f"{clock.utcnow():%Y%m%dT%H%M%S%fZ}-{reference}"
 
@@ -34,6 +41,13 @@ class OutboxEmailTransport:
         self.directory = directory / "email"
         self.sender = sender
         self.reply_to = reply_to
+
+    def find_sent(self, *, to: str, body: str, since: datetime, reference: str) -> str | None:
+        """The outbox file written for this message, if the write finished before a crash."""
+        return _find(self.directory, reference, ".eml")
+
+    def close(self) -> None:
+        pass  # nothing held open
 
     def send(self, email: OutgoingEmail) -> str:
         stem = _stem(email.reference)
@@ -49,9 +63,10 @@ class OutboxSmsTransport:
 
     def find_sent(self, *, to: str, body: str, since: datetime, reference: str) -> str | None:
         """The outbox file written for this message, if the write finished before a crash."""
-        for path in sorted(self.directory.glob(f"*-{reference}.txt")):
-            return f"outbox-{path.stem}"
-        return None
+        return _find(self.directory, reference, ".txt")
+
+    def close(self) -> None:
+        pass  # nothing held open
 
     def send(self, sms: OutgoingSms) -> str:
         stem = _stem(sms.reference)

@@ -10,7 +10,7 @@ import smtplib
 import ssl
 import threading
 from dataclasses import dataclass
-from email.message import EmailMessage
+from datetime import datetime
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from nurture.transports import (
@@ -58,18 +58,27 @@ def _classify(code: int, text: bytes | str, what: str) -> Exception:
 
 
 class SmtpTransport:
-    """Keeps one SMTP connection open between messages (a worker sends many in a row);
-    a connection the server closed is replaced once, before the message counts as failed."""
+    """Keeps open SMTP connections between messages (a worker sends many in a row), one per
+    thread sending at the moment: a batch sends its e-mails side by side, and an SMTP
+    conversation cannot be shared. A connection the server closed is replaced once, before the
+    message counts as failed."""
 
     def __init__(
-        self, endpoint: SmtpEndpoint, *, sender: str, reply_to: str | None, timeout: float
+        self,
+        endpoint: SmtpEndpoint,
+        *,
+        sender: str,
+        reply_to: str | None,
+        timeout: float,
+        max_idle: int = 8,
     ) -> None:
         self.endpoint = endpoint
         self.sender = sender
         self.reply_to = reply_to
         self.timeout = timeout
-        self._smtp: smtplib.SMTP | None = None
-        self._lock = threading.Lock()  # the web process may send tests from several threads
+        self.max_idle = max_idle  # connections kept open while no one sends
+        self._idle: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()  # guards _idle only, never held over the network
 
     def _connect(self) -> smtplib.SMTP:
         endpoint = self.endpoint
@@ -94,44 +103,64 @@ class SmtpTransport:
         return smtp
 
     def close(self) -> None:
-        if self._smtp is not None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for smtp in idle:
             with contextlib.suppress(smtplib.SMTPException, OSError):
-                self._smtp.quit()
-            self._smtp = None
+                smtp.quit()
 
-    def _deliver(self, mime: EmailMessage) -> None:
-        if self._smtp is None:
-            self._smtp = self._connect()
-            self._smtp.send_message(mime)
+    def find_sent(self, *, to: str, body: str, since: datetime, reference: str) -> str | None:
+        # An SMTP server answers nothing about what it accepted earlier.
+        raise LookupError("an SMTP server cannot be asked whether it took a message")
+
+    def _take_idle(self) -> smtplib.SMTP | None:
+        with self._lock:
+            return self._idle.pop() if self._idle else None
+
+    def _give_back(self, smtp: smtplib.SMTP | None) -> None:
+        if smtp is None:
             return
-        try:
-            self._smtp.send_message(mime)
-        except (smtplib.SMTPServerDisconnected, ConnectionError):
-            # The server closed an idle connection: one fresh connection, then it counts.
-            self._smtp.close()
-            self._smtp = self._connect()
-            self._smtp.send_message(mime)
+        with self._lock:
+            if len(self._idle) < self.max_idle:
+                self._idle.append(smtp)
+                return
+        _drop(smtp)
 
     def send(self, email: OutgoingEmail) -> str:
         mime = build_mime(email, sender=self.sender, reply_to=self.reply_to)
-        with self._lock:
-            try:
-                self._deliver(mime)
-            except smtplib.SMTPRecipientsRefused as error:
-                code, text = next(iter(error.recipients.values()))
-                raise _classify(code, text, "recipient refused") from None
-            except smtplib.SMTPResponseException as error:
-                if error.smtp_code == 421:  # the server is closing this connection
-                    self.close()
-                raise _classify(error.smtp_code, error.smtp_error, "refused") from None
-            except (smtplib.SMTPException, OSError) as error:
-                # Connection refused, reset or timed out before the server took the message.
-                self._drop()
-                raise TransientDeliveryError(f"SMTP unavailable: {error}", code="smtp-io") from None
+        smtp = self._take_idle()
+        try:
+            if smtp is None:
+                smtp = self._connect()
+                smtp.send_message(mime)
+            else:
+                try:
+                    smtp.send_message(mime)
+                except (smtplib.SMTPServerDisconnected, ConnectionError):
+                    # The server closed an idle connection: one fresh connection, then it counts.
+                    _drop(smtp)
+                    smtp = None
+                    smtp = self._connect()
+                    smtp.send_message(mime)
+        except smtplib.SMTPRecipientsRefused as error:
+            self._give_back(smtp)  # smtplib reset the conversation: the connection is good
+            code, text = next(iter(error.recipients.values()))
+            raise _classify(code, text, "recipient refused") from None
+        except smtplib.SMTPResponseException as error:
+            if error.smtp_code == 421:  # the server is closing this connection
+                _drop(smtp)
+            else:
+                self._give_back(smtp)
+            raise _classify(error.smtp_code, error.smtp_error, "refused") from None
+        except (smtplib.SMTPException, OSError) as error:
+            # Connection refused, reset or timed out before the server took the message.
+            _drop(smtp)
+            raise TransientDeliveryError(f"SMTP unavailable: {error}", code="smtp-io") from None
+        self._give_back(smtp)
         return str(mime["Message-ID"])
 
-    def _drop(self) -> None:
-        if self._smtp is not None:
-            with contextlib.suppress(OSError):
-                self._smtp.close()
-            self._smtp = None
+
+def _drop(smtp: smtplib.SMTP | None) -> None:
+    if smtp is not None:
+        with contextlib.suppress(OSError):
+            smtp.close()

@@ -92,7 +92,7 @@ async def delivery_status(request: Request, services: ServicesDep) -> Response:
                 error_code=error_code,
                 idempotency_key=key,
                 payload=payload,
-                services=services,
+                path=services.send_path,
                 now=clock.utcnow(),
                 target=target,
             )

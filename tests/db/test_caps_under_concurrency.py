@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from nurture import clock, content
+from nurture import clock
+from nurture.content import compose
 from nurture.db.models import Message, MessageStatus
-from nurture.outbox import dispatch
+from nurture.outbox import dispatch, send
 from nurture.runtime import Services
 from tests.support import outbox_files
 from tests.support.factories import claim_and_send_all, plan_marketing_texts, sign_up
@@ -46,7 +47,7 @@ def test_a_send_in_the_gap_between_gate_and_claim_still_counts_against_the_cap(
     first, second = plan_marketing_texts(services, lead_id, 2, prefix="racing")
     claim(services, [first, second])  # both queued: each passed its gates with one slot left
 
-    real_render = content.render_record
+    real_render = compose.render_record
     interleaved: list[MessageStatus | None] = []
     started = False
 
@@ -55,12 +56,12 @@ def test_a_send_in_the_gap_between_gate_and_claim_still_counts_against_the_cap(
         if not started:  # only the first worker's render; the second renders normally
             started = True
             with services.sessions() as other_worker:
-                interleaved.append(dispatch.send_message(other_worker, second, services))
+                interleaved.append(send.send_message(other_worker, second, services.send_path))
         return real_render(*args, **kwargs)
 
-    monkeypatch.setattr(content, "render_record", render_while_another_worker_sends)
+    monkeypatch.setattr(compose, "render_record", render_while_another_worker_sends)
     with services.sessions() as session:
-        outcome = dispatch.send_message(session, first, services)
+        outcome = send.send_message(session, first, services.send_path)
 
     assert interleaved == [MessageStatus.SENT]
     assert outcome is MessageStatus.SCHEDULED

@@ -10,7 +10,8 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select, update
 
-from nurture import clock, consent, content
+from nurture import clock, consent
+from nurture.content import compose
 from nurture.db import audit
 from nurture.db.models import (
     AuditEvent,
@@ -21,7 +22,7 @@ from nurture.db.models import (
     MessageStatus,
     Purpose,
 )
-from nurture.outbox import dispatch, gates
+from nurture.outbox import dispatch, gates, retry, send
 from nurture.replies import inbound
 from nurture.runtime import Services, build_services
 from tests.conftest import SettingsFactory
@@ -70,9 +71,9 @@ def test_a_send_task_delivered_twice_sends_once(services: Services, outbox: obje
         session.commit()
     sms = next(row for row in claimed if row.channel is Channel.SMS)
     with services.sessions() as session:
-        assert dispatch.send_message(session, sms.id, services) is MessageStatus.SENT
+        assert send.send_message(session, sms.id, services.send_path) is MessageStatus.SENT
     with services.sessions() as session:
-        assert dispatch.send_message(session, sms.id, services) is None
+        assert send.send_message(session, sms.id, services.send_path) is None
     texts = outbox_files.texts(services.settings.resolved_outbox_dir)
     assert len(texts) == 1
     assert texts[0].to == "+12085550123"
@@ -105,7 +106,7 @@ def test_rule_8_a_stop_between_claim_and_send_stops_the_message(services: Servic
             )
     for row in claimed:
         with services.sessions() as session:
-            dispatch.send_message(session, row.id, services)
+            send.send_message(session, row.id, services.send_path)
     assert outbox_files.texts(services.settings.resolved_outbox_dir) == []
     assert len(outbox_files.emails(services.settings.resolved_outbox_dir)) == 1
     with services.sessions() as session:
@@ -134,7 +135,7 @@ def test_rule_8_a_stop_after_the_gate_check_and_before_the_claim_stops_the_text(
         return verdicts[-1]
 
     stops: list[str | BaseException] = []
-    real_render = content.render_record
+    real_render = compose.render_record
 
     def stop_from_another_connection() -> None:
         try:
@@ -146,7 +147,7 @@ def test_rule_8_a_stop_after_the_gate_check_and_before_the_claim_stops_the_text(
 
     def render_while_the_lead_texts_stop(*args: Any, **kwargs: Any) -> Any:
         # Rendering runs after the gate check and before the claim, outside any transaction
-        # (see dispatch.send_message); the STOP commits from another thread and connection.
+        # (see nurture.outbox.send); the STOP commits from another thread and connection.
         # Only the sender's render: the STOP's own reply renders through here too.
         if verdicts and threading.get_ident() == sender and not stops:
             stopping = threading.Thread(target=stop_from_another_connection)
@@ -156,9 +157,9 @@ def test_rule_8_a_stop_after_the_gate_check_and_before_the_claim_stops_the_text(
         return real_render(*args, **kwargs)
 
     monkeypatch.setattr(gates, "check", checking)
-    monkeypatch.setattr(content, "render_record", render_while_the_lead_texts_stop)
+    monkeypatch.setattr(compose, "render_record", render_while_the_lead_texts_stop)
     with services.sessions() as session:
-        outcome = dispatch.send_message(session, sms.id, services)
+        outcome = send.send_message(session, sms.id, services.send_path)
 
     assert verdicts == [gates.Proceed()]  # the gates let it through: the STOP came after
     assert outbox_files.texts(services.settings.resolved_outbox_dir) == []  # no text left
@@ -329,9 +330,9 @@ def test_reaper_requeues_lost_tasks_and_never_resends_a_crashed_send(services: S
         assert reaped.requeued == [email]
         assert reaped.marked_unknown == 1
         with services.sessions() as session:
-            assert dispatch.send_message(session, email.id, services) is MessageStatus.SENT
+            assert send.send_message(session, email.id, services.send_path) is MessageStatus.SENT
         with services.sessions() as session:
-            assert dispatch.send_message(session, sms.id, services) is None
+            assert send.send_message(session, sms.id, services.send_path) is None
             rows = {m.id: m for m in messages_of(session, lead_id)}
             assert rows[sms.id].status is MessageStatus.UNKNOWN
             assert "settle it in ops" in (rows[sms.id].last_error or "")
@@ -366,7 +367,7 @@ def test_sending_a_row_that_was_cancelled_does_nothing(services: Services) -> No
         audit.record(session, actor="test", action="test.cancel", lead_id=lead_id)
     for row in claimed:
         with services.sessions() as session:
-            assert dispatch.send_message(session, row.id, services) is None
+            assert send.send_message(session, row.id, services.send_path) is None
     assert outbox_files.texts(services.settings.resolved_outbox_dir) == []
 
 
@@ -376,5 +377,5 @@ def test_retry_delay_is_capped_exponential_with_jitter(attempts: int) -> None:
 
     ceiling = min(timedelta(hours=1), timedelta(minutes=1) * 2 ** (attempts - 1))
     for seed in range(20):
-        delay = dispatch.retry_delay(attempts, rng=random.Random(seed))
+        delay = retry.retry_delay(attempts, rng=random.Random(seed))
         assert ceiling / 2 <= delay <= ceiling

@@ -35,6 +35,12 @@ class Meanwhile:
         self.before_answer(sms.reference)
         return self.inner.send(sms)
 
+    def find_sent(self, *, to: str, body: str, since: datetime, reference: str) -> str | None:
+        return self.inner.find_sent(to=to, body=body, since=since, reference=reference)
+
+    def close(self) -> None:
+        self.inner.close()
+
 
 @pytest.fixture
 def twilio_services(
@@ -120,7 +126,7 @@ def report(services: Services, provider_id: str, status: str, token: str) -> boo
             error_code=None,
             idempotency_key=token,
             payload={"MessageStatus": status},
-            services=services,
+            path=services.send_path,
             now=clock.utcnow(),
         )
 
@@ -174,6 +180,9 @@ class Unanswered:
     def find_sent(self, *, to: str, body: str, since: datetime, reference: str) -> str | None:
         self.during_lookup(reference)
         return self.found[reference]
+
+    def close(self) -> None:
+        pass
 
 
 def transaction_open_elsewhere(services: Services) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -51,6 +51,9 @@ class ReportsFirst:
         if self.unanswered:
             raise DeliveryOutcomeUnknownError("no answer from Twilio", code="timeout")
         return sid
+
+    def find_sent(self, *, to: str, body: str, since: datetime, reference: str) -> str | None:
+        raise LookupError("this stand-in keeps no history")
 
     def close(self) -> None:
         pass

@@ -145,7 +145,7 @@ def test_signup_is_delivered_once_by_email_and_sms(
         sent = [
             e
             for e in events
-            if e.get("status") == "sent" and e.get("logger") == "nurture.outbox.dispatch"
+            if e.get("status") == "sent" and e.get("logger") == "nurture.outbox.settle"
         ]
         assert {e["step"] for e in sent} == {"optin-confirmation", "welcome"}
         assert all(e["lead_id"] == str(lead_id) and e["message_id"] for e in sent)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from nurture import clock
 from nurture.db.models import Channel, ConsentSource, Message, MessageStatus, Purpose
 from nurture.leads.intake import RequestEvidence, parse_signup, submit_signup
-from nurture.outbox import dispatch
+from nurture.outbox import dispatch, send
 from nurture.runtime import Services
 
 EVIDENCE = RequestEvidence(
@@ -55,13 +55,13 @@ def messages_of(session: Session, lead_id: uuid.UUID) -> list[Message]:
 
 
 def claim_and_send_all(services: Services) -> list[dispatch.Claimed]:
-    """What beat + worker do, in-process: claim everything due now and send each row."""
+    """What beat + worker do, in-process: claim everything due now and send it in batches."""
     with services.sessions() as session:
         claimed = dispatch.claim_due(session, now=clock.utcnow(), limit=1000)
         session.commit()
-    for row in claimed:
+    for _channel, ids in dispatch.batches(claimed, send.BATCH_SIZE):
         with services.sessions() as session:
-            dispatch.send_message(session, row.id, services)
+            send.send_batch(session, ids, services.send_path)
     return claimed
 
 

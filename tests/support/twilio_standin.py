@@ -147,6 +147,7 @@ class _State:
     early_queue: deque[_ScriptedReport] = field(default_factory=deque)
     early_reports: list[EarlyReport] = field(default_factory=list)
     delay: float = 0.0
+    delay_numbers: dict[str, float] = field(default_factory=dict)
 
 
 class _ApiError(Exception):
@@ -488,6 +489,12 @@ class TwilioStandIn:
         with self._lock:
             self._state.delay = max(0.0, seconds)
 
+    def delay_for(self, number: str, seconds: float) -> None:
+        """Like :meth:`delay`, for create calls to this exact To number only (a provider that
+        hangs on one message of a batch)."""
+        with self._lock:
+            self._state.delay_numbers[number] = max(0.0, seconds)
+
     # ----------------------------------------------------------------- webhooks
 
     def send_status_callback(
@@ -675,7 +682,7 @@ class TwilioStandIn:
             self._state.messages.append(sent)
             self._state.deliveries[sid] = _Delivery(date_updated=received_at)
             self._changed.notify_all()
-            delay = self._state.delay
+            delay = self._state.delay_numbers.get(to, self._state.delay)
             # The answer says `queued`, as Twilio's does: it was made before the report left.
             resource = self._resource(sent)
             early = self._state.early_queue.popleft() if self._state.early_queue else None

@@ -158,6 +158,8 @@ def test_every_celery_task_has_soft_and_hard_time_limits() -> None:
 
     ours = [task for name, task in app.tasks.items() if name.startswith("nurture.")]
     assert {task.name for task in ours} >= {
+        "nurture.send_emails",
+        "nurture.send_texts",
         "nurture.send_email",
         "nurture.send_sms",
         "nurture.dispatch_due",
@@ -167,3 +169,6 @@ def test_every_celery_task_has_soft_and_hard_time_limits() -> None:
         assert task.soft_time_limit and task.time_limit, task.name
         assert 0 < task.soft_time_limit < task.time_limit, task.name
     assert (app.tasks["nurture.send_sms"].time_limit or 0) <= 120
+    # A batch may take longer than one send, never as long as the reaper waits for a `sending`
+    # row (stale_sending_after, 600 s): a killed batch becomes `unknown`, never a resend.
+    assert (app.tasks["nurture.send_texts"].time_limit or 0) <= 300

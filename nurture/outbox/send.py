@@ -1,0 +1,472 @@
+"""Sending a batch of queued rows of one channel: each at most once, the provider calls overlapped.
+
+A send task carries a few rows (:data:`BATCH_SIZE`). Each row keeps every guarantee a row sent
+alone had; what the batch shares is the transactions and the waiting:
+
+1. **look** (one short transaction): the row must still be `queued`; its gates (consent, quiet
+   hours, caps, pauses, the step's rules) and its template version are read. A row the gates
+   hold back is settled here, skipped or back to the schedule.
+2. its **turn** in the sender's throttle (texts; Redis, no transaction), then **render**, outside
+   any transaction (a template may take its whole render budget).
+3. **take** (one transaction): the caps again under the lead's lock (taken in one order, so two
+   batches cannot deadlock), then the conditional UPDATE `queued → sending` with what the row
+   will say, committed before any provider sees anything. A second delivery of the same task,
+   or a STOP meanwhile, finds the row no longer `queued` and does nothing with it.
+4. **call** the providers, up to `SendPath.parallel_calls` at once, no transaction open.
+5. **settle** (one transaction): each outcome through the guarded move, its attempt row, the
+   reports that beat the answer, its audit entry.
+
+A crash between 3 and 5 leaves the batch's taken rows `sending`: the reaper makes them
+`unknown` (they may have left), never resends them. That is the batch's price: a crash costs
+up to :data:`BATCH_SIZE` rows to settle (by the reconciler or by hand) instead of one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from nurture import clock
+from nurture.content.compose import RenderedContent
+from nurture.content.rendering import RenderContext, RenderError
+from nurture.content.template_store import TemplateNotFoundError, TemplateRecord
+from nurture.db import audit
+from nurture.db.models import Channel, Lead, Message, MessageStatus, Purpose
+from nurture.outbox import gates, provider_calls, provider_errors, reports, settle, states
+from nurture.outbox.provider_calls import Answer, Outgoing, unsubscribe_headers
+from nurture.outbox.retry import retry_delay
+from nurture.outbox.send_path import SendPath
+from nurture.outbox.settle import QUEUED, Settled
+from nurture.outbox.states import MESSAGES
+from nurture.outbox.throttle import SenderThrottle, Slot
+from nurture.transports import (
+    DeliveryOutcomeUnknownError,
+    OutgoingEmail,
+    OutgoingSms,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+
+log = logging.getLogger(__name__)
+
+# Rows per send task. More rows share more of the fixed cost (a task, three commits) and
+# wait on more provider calls at once; a worker killed mid-batch leaves up to this many rows
+# `unknown` instead of one. See docs/benchmarks.md, "Send path: profile before/after".
+BATCH_SIZE = 16
+SLOT = "throttle_slot"  # in message.context: the moment (Redis clock) reserved for this text
+TURN_EARLY = 0.05  # seconds: close enough to its slot to go
+
+Outcomes = dict[int, MessageStatus | None]  # None: the row was not ours (any more)
+
+
+@dataclass(frozen=True)
+class _Looked:
+    message: Message
+    lead: Lead
+    record: TemplateRecord
+
+
+@dataclass(frozen=True)
+class _Draft:
+    message: Message
+    lead: Lead
+    context: RenderContext | None = None
+    rendered: RenderedContent | None = None
+    problem: str | None = None  # the render error: the row fails, for this template
+    turn: Slot | None = None  # a text whose slot is still to come: back to the schedule
+
+
+@dataclass(frozen=True)
+class _Taken:
+    message: Message
+    outgoing: Outgoing
+
+
+def send_message(session: Session, message_id: int, path: SendPath) -> MessageStatus | None:
+    """Send one queued row at most once (a batch of one); its new status, or None if it was
+    not ours."""
+    return send_batch(session, [message_id], path)[message_id]
+
+
+def send_batch(session: Session, message_ids: Sequence[int], path: SendPath) -> Outcomes:
+    """Send queued rows of one channel at most once each; every row's new status (None for a
+    row that was not `queued`, or that someone else moved meanwhile).
+
+    ``session`` must not have begun its work: each step commits its own transaction."""
+    outcomes: Outcomes = dict.fromkeys(message_ids)
+    now = clock.utcnow()
+    looked = _look(session, message_ids, path, now=now, outcomes=outcomes)
+    drafts = [_render(one, path) for one in _take_turns(looked, path)]
+    taken = _take(session, drafts, path, now=now, outcomes=outcomes)
+    if taken:
+        answers = provider_calls.call_all(path, [one.outgoing for one in taken])
+        _settle_all(session, taken, answers, path, outcomes=outcomes)
+    return outcomes
+
+
+def _look(
+    session: Session, ids: Sequence[int], path: SendPath, *, now: datetime, outcomes: Outcomes
+) -> list[_Looked]:
+    """The rows still `queued`, their leads, gates and templates, in one short transaction."""
+    messages = session.scalars(
+        select(Message)
+        .where(Message.id.in_(ids), Message.status == MessageStatus.QUEUED)
+        .order_by(Message.id)  # every step in id order: two batches lock rows alike
+    ).all()
+    if len(messages) < len(outcomes):
+        gone = sorted(set(ids) - {m.id for m in messages})
+        log.info("messages %s are not queued any more; nothing to do", gone)
+    lead_ids = {m.lead_id for m in messages}
+    leads = {lead.id: lead for lead in session.scalars(select(Lead).where(Lead.id.in_(lead_ids)))}
+    records: dict[tuple[Channel, str], TemplateRecord | TemplateNotFoundError] = {}
+    looked: list[_Looked] = []
+    settled: list[Settled | None] = []
+    for message in messages:
+        lead = leads[message.lead_id]
+        verdict = gates.check(
+            session,
+            message,
+            lead,
+            policy=path.policy,
+            clinic_zone=path.clinic.zone,
+            now=now,
+            catalog=path.catalog,
+        )
+        if not isinstance(verdict, gates.Proceed):
+            settled.append(_hold(session, message, verdict, now=now, outcomes=outcomes))
+            continue
+        key = (message.channel, message.template_key)
+        if key not in records:
+            try:
+                records[key] = path.writer.templates.get(*key, session=session)
+            except TemplateNotFoundError as error:
+                records[key] = error
+        record = records[key]
+        if isinstance(record, TemplateNotFoundError):
+            settled.append(_fail_template(session, message, str(record), now, outcomes))
+            continue
+        looked.append(_Looked(message, lead, record))
+    session.commit()
+    settle.announce(settled)
+    return looked
+
+
+def _take_turns(looked: list[_Looked], path: SendPath) -> list[_Looked | _Draft]:
+    """Texts take their slot in the sender's throttle (Redis, outside any transaction)."""
+    if path.throttle is None:
+        return list(looked)
+    turns: list[_Looked | _Draft] = []
+    for one in looked:
+        turn = None
+        if one.message.channel is Channel.SMS:
+            turn = _wait_for_turn(one.message, path.throttle, path.sms_sender)
+        turns.append(one if turn is None else _Draft(one.message, one.lead, turn=turn))
+    return turns
+
+
+def _render(one: _Looked | _Draft, path: SendPath) -> _Draft:
+    if isinstance(one, _Draft):
+        return one  # waiting its turn: rendered when it goes
+    message, lead = one.message, one.lead
+    context = path.writer.context(lead, message.purpose, alert=message.context)
+    try:
+        rendered = path.writer.render_record(one.record, context)
+    except RenderError as error:
+        return _Draft(message, lead, problem=str(error))
+    return _Draft(message, lead, context=context, rendered=rendered)
+
+
+def _take(
+    session: Session, drafts: list[_Draft], path: SendPath, *, now: datetime, outcomes: Outcomes
+) -> list[_Taken]:
+    """Move the rows that may go from `queued` to `sending`, in one transaction, committed
+    before any provider sees them."""
+    if not drafts:
+        return []
+    _lock_capped_leads(session, drafts, path)
+    taken: list[_Taken] = []
+    settled: list[Settled | None] = []
+    for draft in drafts:
+        message, lead = draft.message, draft.lead
+        if draft.turn is not None:
+            settled.append(_wait_turn(session, message, draft.turn, path, now, outcomes))
+            continue
+        if draft.rendered is None or draft.context is None:
+            settled.append(_fail_template(session, message, draft.problem, now, outcomes))
+            continue
+        # The caps again, under the lead's lock: another worker may have started a text to this
+        # lead while this one rendered (or an earlier row of this batch just did).
+        verdict, claimed_at = gates.check_at_claim(
+            session, message, lead, policy=path.policy, clinic_zone=path.clinic.zone
+        )
+        if not isinstance(verdict, gates.Proceed):
+            settled.append(_hold(session, message, verdict, now=claimed_at, outcomes=outcomes))
+            continue
+        rendered = draft.rendered
+        moved = states.move(
+            session,
+            message.id,
+            from_=QUEUED,
+            to=MessageStatus.SENDING,
+            now=now,
+            attempts=MESSAGES.c.attempts + 1,
+            subject=rendered.subject,
+            body=rendered.text,
+            template_version=rendered.template_version,
+            context={k: v for k, v in message.context.items() if k != SLOT},  # the turn is used
+            provider_id=None,  # an earlier attempt's id is in message_attempts, not on the row
+        )
+        if moved != 1:
+            continue  # someone else moved it (a STOP, a second delivery of this task)
+        outcomes[message.id] = MessageStatus.SENDING
+        # What the row now says, without marking the object dirty (no UPDATE at a flush).
+        set_committed_value(message, "attempts", message.attempts + 1)
+        outgoing = _outgoing(message, lead, rendered, draft.context.links.unsubscribe, path)
+        taken.append(_Taken(message, outgoing))
+    # `sending` is committed before the provider sees anything: after a crash from here on the
+    # rows are `sending`, which the reaper turns into `unknown`, never into a second message.
+    session.commit()
+    settle.announce(settled)
+    return taken
+
+
+def _lock_capped_leads(session: Session, drafts: list[_Draft], path: SendPath) -> None:
+    """Lock, in one statement and in id order, the leads whose rows the caps re-check: two
+    batches that share leads then wait for each other instead of deadlocking (PostgreSQL; on
+    SQLite the transaction's BEGIN IMMEDIATE already serialises writers)."""
+    capped = {
+        draft.lead.id
+        for draft in drafts
+        if draft.rendered is not None
+        and gates.schedule_for_lead(
+            path.policy, draft.lead, draft.message.channel, draft.message.purpose
+        ).capped
+    }
+    if capped:
+        session.execute(
+            select(Lead.id).where(Lead.id.in_(capped)).order_by(Lead.id).with_for_update()
+        )
+
+
+def _outgoing(
+    message: Message, lead: Lead, rendered: RenderedContent, unsubscribe: str, path: SendPath
+) -> Outgoing:
+    if message.channel is Channel.EMAIL:
+        to = message.recipient or lead.email
+        assert to is not None
+        assert rendered.html is not None
+        headers = (
+            unsubscribe_headers(unsubscribe, path.unsubscribe_mailto)
+            if message.purpose is Purpose.MARKETING
+            else {}
+        )
+        return OutgoingEmail(
+            to=to,
+            subject=rendered.subject or "",
+            text=rendered.text,
+            html=rendered.html,
+            reference=str(message.id),
+            headers=headers,
+        )
+    to = message.recipient or lead.phone  # a staff alert goes to its recipient
+    assert to is not None
+    return OutgoingSms(
+        to=to,
+        body=rendered.text,
+        reference=str(message.id),
+        # Its reports name this message and attempt, even one that beats the answer.
+        status_query=reports.callback_query(message.id, message.attempts),
+    )
+
+
+def _settle_all(
+    session: Session,
+    taken: list[_Taken],
+    answers: list[Answer],
+    path: SendPath,
+    *,
+    outcomes: Outcomes,
+) -> None:
+    """Record every call's outcome in one transaction; should that fail (a deadlock with a
+    report, say), each on its own, so one bad row does not leave the others `sending`."""
+    pairs = list(zip(taken, answers, strict=True))
+    try:
+        settled = _settle_answers(session, pairs, path, outcomes)
+        session.commit()
+    except DBAPIError:
+        session.rollback()
+        log.warning("settling a batch of %d failed; settling each row alone", len(pairs))
+        settled = []
+        for one, answer in pairs:
+            try:
+                settled += _settle_answers(session, [(one, answer)], path, outcomes)
+                session.commit()
+            except DBAPIError:
+                session.rollback()
+                outcomes[one.message.id] = MessageStatus.SENDING  # the reaper settles it
+                log.exception("message %s: outcome not recorded, left sending", one.message.id)
+    settle.announce(settled)
+
+
+def _settle_answers(
+    session: Session, pairs: list[tuple[_Taken, Answer]], path: SendPath, outcomes: Outcomes
+) -> list[Settled | None]:
+    settled: list[Settled | None] = []
+    attempts: list[reports.Attempt] = []
+    for one, answer in pairs:
+        message = one.message
+        number = message.attempts
+        status, done = _settle_answer(session, message, answer, path)
+        outcomes[message.id] = status if done is not None else None
+        settled.append(done)
+        attempts.append(
+            reports.Attempt(
+                message_id=message.id,
+                number=number,
+                outcome=status,
+                provider_id=answer.provider_id,
+                started_at=answer.started_at,
+                settled_at=answer.ended_at,
+                moved=message if done is not None else None,
+            )
+        )
+    # Recorded whatever became of each row; only a row that moved has its reports applied.
+    reports.settle_attempts(session, attempts, path=path)
+    return settled
+
+
+def _settle_answer(
+    session: Session, message: Message, answer: Answer, path: SendPath
+) -> tuple[MessageStatus, Settled | None]:
+    """The outcome one answer means, and the move to it (None: the row was moved meanwhile)."""
+    at, number, error = answer.ended_at, message.attempts, answer.error
+
+    def to(
+        status: MessageStatus, reason: str | None, code: str | None, **values: Any
+    ) -> Settled | None:
+        return settle.move(
+            session,
+            message,
+            status,
+            now=at,
+            expected=settle.OWNED,
+            reason=reason,
+            code=code,
+            attempt=number,
+            **values,
+        )
+
+    if error is None:
+        status = MessageStatus.SENT
+        return status, to(status, None, None, provider_id=answer.provider_id, sent_at=at)
+    if isinstance(error, TransientDeliveryError):
+        if number >= path.max_attempts:
+            reason = f"gave up after {number} attempts: {error.reason}"
+            return MessageStatus.FAILED, to(MessageStatus.FAILED, reason, error.code)
+        due_at = at + retry_delay(number, base=path.retry_base)
+        status = MessageStatus.SCHEDULED
+        return status, to(status, error.reason, error.code, due_at=due_at)
+    if isinstance(error, PermanentDeliveryError):
+        if message.channel is Channel.SMS and error.code and error.code.isdecimal():
+            # The provider's code says more than "failed": an opt-out held by the carrier, a
+            # landline, a filtered sender. Its consequences stand even if someone settled the
+            # row meanwhile (ops marked it sent, say): they are facts about the number.
+            provider_errors.apply_sms_error(
+                session,
+                message,
+                int(error.code),
+                clinic=path.clinic,
+                public_url=path.writer.public_url,
+                now=at,
+                actor=audit.WORKER,
+            )
+        return MessageStatus.FAILED, to(MessageStatus.FAILED, error.reason, error.code)
+    if isinstance(error, DeliveryOutcomeUnknownError):
+        return MessageStatus.UNKNOWN, to(MessageStatus.UNKNOWN, error.reason, error.code)
+    # We cannot tell whether it left: for a text, a guess of "not sent" risks a duplicate.
+    reason = f"unexpected {type(error).__name__}; check before resending"
+    return MessageStatus.UNKNOWN, to(MessageStatus.UNKNOWN, reason, "unexpected")
+
+
+def _hold(
+    session: Session,
+    message: Message,
+    verdict: gates.Verdict,
+    *,
+    now: datetime,
+    outcomes: Outcomes,
+) -> Settled | None:
+    """A queued row the gates hold back: skipped for good, or scheduled for later."""
+    values: dict[str, Any] = {}
+    if isinstance(verdict, gates.Skip):
+        status = MessageStatus.SKIPPED
+    else:
+        assert isinstance(verdict, gates.Defer)
+        status, values["due_at"] = MessageStatus.SCHEDULED, verdict.until
+    done = settle.move(
+        session, message, status, now=now, expected=QUEUED, reason=verdict.reason, **values
+    )
+    outcomes[message.id] = status if done is not None else None
+    return done
+
+
+def _fail_template(
+    session: Session, message: Message, problem: str | None, now: datetime, outcomes: Outcomes
+) -> Settled | None:
+    """The template is missing or fails for this message: this row fails, the others go on."""
+    done = settle.move(
+        session,
+        message,
+        MessageStatus.FAILED,
+        now=now,
+        expected=QUEUED,
+        reason=problem,
+        code="template",
+    )
+    outcomes[message.id] = MessageStatus.FAILED if done is not None else None
+    return done
+
+
+def _wait_turn(
+    session: Session,
+    message: Message,
+    turn: Slot,
+    path: SendPath,
+    now: datetime,
+    outcomes: Outcomes,
+) -> Settled | None:
+    """A text whose slot in the throttle is still to come goes back to the schedule, keeping
+    its slot (so the rate holds exactly and it takes no second one)."""
+    assert path.throttle is not None
+    done = settle.move(
+        session,
+        message,
+        MessageStatus.SCHEDULED,
+        now=now,
+        expected=QUEUED,
+        reason=f"waiting its turn ({path.throttle.per_second:g} text(s) a second)",
+        due_at=clock.utcnow() + timedelta(seconds=turn.wait),  # the slot was taken just now
+        context={**message.context, SLOT: turn.at},
+    )
+    outcomes[message.id] = MessageStatus.SCHEDULED if done is not None else None
+    return done
+
+
+def _wait_for_turn(message: Message, throttle: SenderThrottle, sender: str) -> Slot | None:
+    """None when this text may leave now; else its reserved slot, in the future.
+
+    A text that already holds a slot (it waited its turn) uses it and takes no second one."""
+    reserved = message.context.get(SLOT)
+    if isinstance(reserved, (int, float)):
+        now = throttle.now()
+        return None if now >= reserved - TURN_EARLY else Slot(wait=reserved - now, at=reserved)
+    slot = throttle.take(sender)
+    return slot if slot.wait > TURN_EARLY else None
