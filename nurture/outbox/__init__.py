@@ -1,19 +1,32 @@
 """The outbox: a message's whole life, from the plan to the provider's last word.
 
+Every arrow is one of `states.ARROWS`, moved only by `states.move()`; beside it, the module
+that asks for it.
+
 ```
-                planner.plan                  dispatch.claim_due
-    (sequence) ───────────────► planned ──────────────────────────► queued
-                                   │                                  │ send.send_batch
-                                   │ withdrawals / gates (cancel)     ▼
-                                   └──────────► cancelled ◄────── sending ──► failed
-                                                                  │    │   (retry.send_after:
-                                               send (no answer)   │    │    back to queued)
-                                                   unknown ◄──────┘    ▼
-                                                     │ ops.console.settle_unknown
-                                                     └──────────────► sent ──► delivered
-                                                                        │        reports
-                                                                        └──────► undelivered
-                    replies.inbound marks a sent text `replied`
+  planner (a sequence step), alerts (to staff)      replies.inbound (a TwiML answer)
+                   │ born                                   │ born
+                   ▼                                        ▼
+   ┌───────────► scheduled ◄──────────┐                  replied
+   │               │ dispatch.claim_due
+   │ send: gate    ▼                  │ settle: transient error (retry: backoff)
+   │ says later  queued ──────────────┼─ send: gate says never ──────────► skipped
+   └───────────────┤ ▲ dispatch.reap  │  send: the template fails ───────► failed
+                   │ └─ (task lost)   │
+                   │ send: start (gates again at claim, under a per-lead lock)
+                   ▼                  │
+                sending ──────────────┴─ settle: permanent error ────────► failed
+                   │  └── settle: no answer; dispatch.reap (crash) ──────► unknown
+                   │ settle: ok                                              │ reports,
+                   ▼                                                         │ ops.console:
+                 sent ◄──────────────────────────────────────────────────────┘ mark sent
+                   │ reports (per attempt)
+                   └──► delivered | undelivered | failed | scheduled (try again)
+
+  scheduled, queued ── withdrawals (an opt-out), planner (exit, reschedule) ──► cancelled
+  scheduled, queued ── planner (no longer needed) ─────────────────────────► skipped
+  unknown ── ops.console: resend ─► scheduled      failed, undelivered ── ops: retry ─► scheduled
+  scheduled ── ops.console: skip overdue (a pause ended with "skip") ──────► skipped
 ```
 
 - `states`: the transitions as data and `move()`, the only code that writes `messages.status`.
