@@ -19,10 +19,12 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture import clock, consent
+from nurture import clock
+from nurture.consent import ledger
 from nurture.db import audit
 from nurture.db.models import Channel, ConsentAction, ConsentSource, Lead, Purpose
 from nurture.outbox import planner
@@ -324,6 +326,39 @@ def _grants(signup: Signup) -> list[tuple[Channel, Purpose, str | None]]:
     return grants
 
 
+def _new_lead_values(signup: Signup, now: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "first_name": signup.first_name,
+        "last_name": signup.last_name,
+        "email": signup.email,
+        "phone": signup.phone,
+        "timezone": signup.timezone,
+        "postal_code": signup.postal_code,
+        "state": windows.state_for_postal_code(signup.postal_code),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+# INSERT ... ON CONFLICT DO NOTHING RETURNING, built once per dialect: building it per call
+# cost more than running it.
+_INSERT_UNLESS_TAKEN = {
+    "postgresql": postgresql.insert(Lead).on_conflict_do_nothing().returning(Lead),
+    "sqlite": sqlite.insert(Lead).on_conflict_do_nothing().returning(Lead),
+}
+
+
+def _insert_unless_taken(session: Session, values: dict[str, Any]) -> Lead | None:
+    """The new lead, or None when its e-mail or phone is already someone's.
+
+    A new person costs one statement, not a look-up and then an insert. A sign-up racing
+    another for the same address waits for it here and then finds its lead, instead of failing
+    on the unique index and starting over."""
+    statement = _INSERT_UNLESS_TAKEN[session.get_bind().dialect.name]
+    return session.scalars(statement, [values]).one_or_none()
+
+
 def _apply(
     session: Session,
     signup: Signup,
@@ -333,31 +368,26 @@ def _apply(
     clinic_zone: ZoneInfo,
     now: datetime,
 ) -> SignupResult:
-    existing = find_existing(session, signup.email, signup.phone)
-    by_email = next(
-        (lead for lead in existing if signup.email and lead.email == signup.email), None
-    )
-    by_phone = next(
-        (lead for lead in existing if signup.phone and lead.phone == signup.phone), None
-    )
-    lead = by_email or by_phone
-    created = lead is None
+    lead = _insert_unless_taken(session, _new_lead_values(signup, now))
+    created = lead is not None
+    by_email = by_phone = None
     if lead is None:
-        lead = Lead(
-            id=uuid.uuid4(),
-            first_name=signup.first_name,
-            last_name=signup.last_name,
-            email=signup.email,
-            phone=signup.phone,
-            timezone=signup.timezone,
-            postal_code=signup.postal_code,
-            state=windows.state_for_postal_code(signup.postal_code),
-            created_at=now,
-            updated_at=now,
+        # The e-mail or the phone is someone's already: most often this person, again.
+        existing = find_existing(session, signup.email, signup.phone)
+        by_email = next(
+            (lead for lead in existing if signup.email and lead.email == signup.email), None
         )
+        by_phone = next(
+            (lead for lead in existing if signup.phone and lead.phone == signup.phone), None
+        )
+        lead = by_email or by_phone
+    if lead is None:
+        # The row it clashed with is gone again; a plain insert, retried if it clashes too.
+        lead = Lead(**_new_lead_values(signup, now))
         session.add(lead)
         session.flush()
-    else:
+        created = True
+    elif not created:
         # Fill what we did not know; never move an address that belongs to someone else.
         if signup.email and lead.email is None and by_phone is lead and by_email is None:
             lead.email = signup.email
@@ -370,37 +400,39 @@ def _apply(
     # Consent follows the identifier it was given for: SMS consent belongs to the lead who owns
     # the number, even when the e-mail matched a different record.
     sms_owner = by_phone or lead
+    # Every audit entry of the sign-up is written at the end, in one statement, in this order.
+    trail = audit.Trail()
+    changes = []
     for channel, purpose, checkbox in _grants(signup):
         owner = sms_owner if channel is Channel.SMS else lead
-        consent.record(
-            session,
-            lead_id=owner.id,
-            channel=channel,
-            purpose=purpose,
-            action=ConsentAction.GRANTED,
-            source=evidence.source,
-            evidence={
-                "disclosure_text": signup.consent_text,
-                "disclosure_version": signup.consent_version,
-                "page_url": evidence.page_url,
-                "ip": evidence.ip,
-                "user_agent": evidence.user_agent,
-                "name": f"{signup.first_name} {signup.last_name}".strip(),
-                "contact": owner.phone if channel is Channel.SMS else owner.email,
-                "checkbox": checkbox,
-            },
-            actor="lead",
+        changes.append(
+            ledger.Change(
+                lead_id=owner.id,
+                channel=channel,
+                purpose=purpose,
+                action=ConsentAction.GRANTED,
+                source=evidence.source,
+                evidence={
+                    "disclosure_text": signup.consent_text,
+                    "disclosure_version": signup.consent_version,
+                    "page_url": evidence.page_url,
+                    "ip": evidence.ip,
+                    "user_agent": evidence.user_agent,
+                    "name": f"{signup.first_name} {signup.last_name}".strip(),
+                    "contact": owner.phone if channel is Channel.SMS else owner.email,
+                    "checkbox": checkbox,
+                },
+            )
         )
+    ledger.record_all(session, changes, actor="lead", trail=trail)
     if by_email is not None and by_phone is not None and by_email is not by_phone:
-        audit.record(
-            session,
+        trail.add(
             actor="lead",
             action="lead.identity_conflict",
             lead_id=lead.id,
             details={"phone_lead_id": str(by_phone.id)},
         )
-    audit.record(
-        session,
+    trail.add(
         actor="lead",
         action="lead.signed_up" if created else "lead.signed_up_again",
         lead_id=lead.id,
@@ -414,7 +446,10 @@ def _apply(
         clinic_zone=clinic_zone,
         now=now,
         actor="lead",
+        trail=trail,
+        new_lead=created,
     )
+    trail.write(session)
     return SignupResult(lead_id=lead.id, created=created)
 
 

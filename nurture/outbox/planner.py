@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Table, and_, insert, select, update
 from sqlalchemy.orm import Session
 
 from nurture.db import audit
@@ -25,6 +26,9 @@ from nurture.db.models import (
 from nurture.outbox import states
 from nurture.program import windows
 from nurture.program.sequences import Anchor, Catalog, LifecycleEvent, Sequence, Step
+
+# The table itself: a Core INSERT of plain rows skips the ORM's per-object bookkeeping.
+MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 
 
 def due_instant(anchor_at: datetime, step: Step, zone: ZoneInfo) -> datetime:
@@ -51,13 +55,25 @@ def handle_event(
     clinic_zone: ZoneInfo,
     now: datetime,
     actor: str,
+    trail: audit.Trail | None = None,
+    new_lead: bool = False,
 ) -> list[Enrollment]:
-    """Apply a lifecycle event: end the enrolments it exits, start the ones it triggers."""
+    """Apply a lifecycle event: end the enrolments it exits, start the ones it triggers
+    (``trail`` and ``new_lead``: see :func:`enroll`)."""
     for sequence in catalog.exited_by(event):
         exit_enrollment(session, lead, sequence.key, reason=event.value, now=now, actor=actor)
     started = []
     for sequence in catalog.triggered_by(event):
-        enrollment = enroll(session, lead, sequence, clinic_zone=clinic_zone, now=now, actor=actor)
+        enrollment = enroll(
+            session,
+            lead,
+            sequence,
+            clinic_zone=clinic_zone,
+            now=now,
+            actor=actor,
+            trail=trail,
+            new_lead=new_lead,
+        )
         if enrollment is not None:
             started.append(enrollment)
     return started
@@ -81,17 +97,16 @@ def enroll(
     clinic_zone: ZoneInfo,
     now: datetime,
     actor: str,
+    trail: audit.Trail | None = None,
+    new_lead: bool = False,
 ) -> Enrollment | None:
     """Enrol the lead and plan its rows; None if it is enrolled already, or was and may not
-    enter again (``reenter``), or its cool-down has not passed."""
-    if active_enrollment(session, lead, sequence.key) is not None:
-        return None
-    last_ended = session.scalar(
-        select(func.max(Enrollment.ended_at)).where(
-            Enrollment.lead_id == lead.id, Enrollment.sequence_key == sequence.key
-        )
-    )
-    if last_ended is not None and (not sequence.reenter or now < last_ended + sequence.cooldown):
+    enter again (``reenter``), or its cool-down has not passed.
+
+    The rows go in as one statement; the audit entry goes to ``trail`` when one is given
+    (the caller writes it before committing), else straight to the session. ``new_lead``:
+    the lead was created in this transaction, so it has no enrolments to look up."""
+    if not new_lead and not _may_enter(session, lead, sequence, now):
         return None
     enrollment = Enrollment(
         lead_id=lead.id,
@@ -102,16 +117,40 @@ def enroll(
     )
     session.add(enrollment)
     session.flush()  # the id is part of every row's idempotency key
-    for step in sequence.steps:
-        plan_step(session, lead, enrollment, sequence, step, clinic_zone=clinic_zone, now=now)
-    audit.record(
-        session,
-        actor=actor,
-        action="enrollment.started",
-        lead_id=lead.id,
-        details={"sequence": sequence.key, "version": sequence.version},
+    planned = (
+        step_values(lead, enrollment, sequence, step, clinic_zone=clinic_zone, now=now)
+        for step in sequence.steps
     )
+    rows = [values for values in planned if values is not None]
+    if rows:
+        # Plain rows through Core: an executemany, one round trip, no ORM bookkeeping; the
+        # ORM's multi-row INSERT ... RETURNING had too many parameters for the driver to cache
+        # its parsing of the statement, and re-parsed it on every sign-up.
+        session.execute(insert(MESSAGES), rows)
+    details = {"sequence": sequence.key, "version": sequence.version}
+    if trail is not None:
+        trail.add(actor=actor, action="enrollment.started", lead_id=lead.id, details=details)
+    else:
+        audit.record(
+            session, actor=actor, action="enrollment.started", lead_id=lead.id, details=details
+        )
     return enrollment
+
+
+def _may_enter(session: Session, lead: Lead, sequence: Sequence, now: datetime) -> bool:
+    """Not enrolled now, and either never enrolled or allowed back in after the cool-down
+    (one query for both: the lead's enrolments in this sequence are few)."""
+    history = session.execute(
+        select(Enrollment.status, Enrollment.ended_at).where(
+            Enrollment.lead_id == lead.id, Enrollment.sequence_key == sequence.key
+        )
+    ).all()
+    if any(status is EnrollmentStatus.ACTIVE for status, _ in history):
+        return False
+    ended = [ended_at for _, ended_at in history if ended_at is not None]
+    if not ended:
+        return True
+    return sequence.reenter and now >= max(ended) + sequence.cooldown
 
 
 @dataclass(frozen=True)
@@ -150,6 +189,41 @@ def plan_row(
     return PlannedRow(due_at, not_after, anchor_version, reason)
 
 
+def step_values(
+    lead: Lead,
+    enrollment: Enrollment,
+    sequence: Sequence,
+    step: Step,
+    *,
+    clinic_zone: ZoneInfo,
+    now: datetime,
+) -> dict[str, Any] | None:
+    """The column values of one step's row, or None while its anchor is unknown."""
+    planned = plan_row(
+        lead, step, enrolled_at=enrollment.enrolled_at, clinic_zone=clinic_zone, now=now
+    )
+    if planned is None:
+        return None
+    return {
+        "enrollment_id": enrollment.id,
+        "lead_id": lead.id,
+        "sequence_key": sequence.key,
+        "step_key": step.key,
+        "channel": step.channel,
+        "purpose": step.purpose,
+        "template_key": step.template,
+        "anchor": step.anchor.value,
+        "anchor_version": planned.anchor_version,
+        "due_at": planned.due_at,
+        "not_after": planned.not_after,
+        "status": states.planned(planned.skipped_reason),
+        "last_error": planned.skipped_reason,
+        "status_at": now,
+        "idempotency_key": idempotency_key(enrollment.id, step.key, planned.anchor_version),
+        "created_at": now,
+    }
+
+
 def plan_step(
     session: Session,
     lead: Lead,
@@ -161,29 +235,10 @@ def plan_step(
     now: datetime,
 ) -> Message | None:
     """Write the row for one step, or nothing while its anchor is unknown."""
-    planned = plan_row(
-        lead, step, enrolled_at=enrollment.enrolled_at, clinic_zone=clinic_zone, now=now
-    )
-    if planned is None:
+    values = step_values(lead, enrollment, sequence, step, clinic_zone=clinic_zone, now=now)
+    if values is None:
         return None
-    message = Message(
-        enrollment_id=enrollment.id,
-        lead_id=lead.id,
-        sequence_key=sequence.key,
-        step_key=step.key,
-        channel=step.channel,
-        purpose=step.purpose,
-        template_key=step.template,
-        anchor=step.anchor.value,
-        anchor_version=planned.anchor_version,
-        due_at=planned.due_at,
-        not_after=planned.not_after,
-        status=states.planned(planned.skipped_reason),
-        last_error=planned.skipped_reason,
-        status_at=now,
-        idempotency_key=idempotency_key(enrollment.id, step.key, planned.anchor_version),
-        created_at=now,
-    )
+    message = Message(**values)
     session.add(message)
     return message
 

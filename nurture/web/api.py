@@ -32,7 +32,14 @@ from nurture.leads.lifecycle import (
     parse_event_type,
 )
 from nurture.leads.signup_limits import Limited
-from nurture.web.deps import ReadSessionDep, ServicesDep, evidence_from, require_api_key
+from nurture.runtime import Services
+from nurture.web.deps import (
+    ReadSessionDep,
+    ServicesDep,
+    evidence_from,
+    get_services,
+    require_api_key,
+)
 from nurture.web.json_body import JsonBodyError, parse_json
 
 log = logging.getLogger(__name__)
@@ -149,31 +156,48 @@ def too_many(limited: Limited) -> JSONResponse:
 
 
 @router.post("/signups", status_code=201, openapi_extra=SIGNUP_BODY)
-async def create_signup(request: Request, services: ServicesDep) -> JSONResponse:
+async def create_signup(request: Request) -> JSONResponse:
     """Store a consult sign-up; 201 with the lead id (the existing one for a returning person)."""
-    # The limiter counts in Redis: a network round trip, so never on the event loop.
-    limited = await run_in_threadpool(
-        services.signup_limiter.check_ip, request.client.host if request.client else None
-    )
+    # Not ServicesDep: FastAPI runs a plain-function dependency in the thread pool, and each
+    # trip there costs more than anything else on this path but the transaction itself.
+    services = get_services(request)
+    body: dict[str, Any] | InvalidSignupError | HTTPException
+    try:
+        body = await read_body(request)
+    except (InvalidSignupError, HTTPException) as error:
+        body = error  # answered after the limit check, as if it had been read after it
+    # Everything that blocks, in one trip to the thread pool: the limiter counts in Redis (a
+    # network round trip, never on the event loop) and the sign-up is a transaction.
+    return await run_in_threadpool(take_signup, services, request, body)
+
+
+def take_signup(
+    services: Services, request: Request, body: dict[str, Any] | InvalidSignupError | HTTPException
+) -> JSONResponse:
+    """The sign-up's checks in order (IP limit, body, honeypot, fields, phone limit), then the
+    transaction. Blocking: run it in the thread pool."""
+    limited = services.signup_limiter.check_ip(request.client.host if request.client else None)
     if limited is not None:
         return too_many(limited)
+    if isinstance(body, HTTPException):
+        raise body
+    if isinstance(body, InvalidSignupError):
+        return problems_response(body.problems)
+    if is_bot(body):
+        log.info("sign-up honeypot filled in; dropped")
+        return JSONResponse({"lead_id": str(uuid.uuid4()), "created": True}, status_code=201)
     try:
-        data = await read_body(request)
-        if is_bot(data):
-            log.info("sign-up honeypot filled in; dropped")
-            return JSONResponse({"lead_id": str(uuid.uuid4()), "created": True}, status_code=201)
-        signup = parse_signup(data, sms_countries=services.policy.sms.countries)
+        signup = parse_signup(body, sms_countries=services.policy.sms.countries)
     except InvalidSignupError as error:
         return problems_response(error.problems)
-    limited = await run_in_threadpool(services.signup_limiter.check_phone, signup.phone)
+    limited = services.signup_limiter.check_phone(signup.phone)
     if limited is not None:
         return too_many(limited)
     page_url = signup.source.get("page_url")
     evidence = evidence_from(
         request, page_url=page_url if isinstance(page_url, str) else None, source=ConsentSource.API
     )
-    result = await run_in_threadpool(
-        submit_signup,
+    result = submit_signup(
         services.sessions,
         signup,
         evidence,
