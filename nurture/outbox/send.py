@@ -129,6 +129,7 @@ def _look(
     records: dict[tuple[Channel, str], TemplateRecord | TemplateNotFoundError] = {}
     looked: list[_Looked] = []
     settled: list[Settled | None] = []
+    facts = gates.read_facts(session, messages)
     for message in messages:
         lead = leads[message.lead_id]
         verdict = gates.check(
@@ -139,6 +140,7 @@ def _look(
             clinic_zone=path.clinic.zone,
             now=now,
             catalog=path.catalog,
+            facts=facts,
         )
         if not isinstance(verdict, gates.Proceed):
             settled.append(_hold(session, message, verdict, now=now, outcomes=outcomes))
