@@ -16,6 +16,7 @@ from freezegun import freeze_time
 from sqlalchemy import func, select, update
 
 from nurture import clock, consent
+from nurture.consent import tokens
 from nurture.content.sms_encoding import measure
 from nurture.db.models import (
     AuditEvent,
@@ -646,3 +647,39 @@ def test_rule_26_crisis_words_hold_every_nurture_send_until_staff_resume(
             select(AuditEvent.action).where(AuditEvent.lead_id == lead_id)
         ).all()
     assert "lead.crisis_hold" in actions and "lead.marketing_resumed" in actions
+
+
+def test_rule_10_a_stop_ends_every_text_and_an_unsubscribe_every_marketing_email(
+    client: TestClient, services: Services
+) -> None:
+    """The default scope (rule 10): an SMS STOP stops texts of every purpose and leaves e-mail
+    alone; an e-mail unsubscribe stops marketing e-mail and leaves care e-mail and texts."""
+    lead_id = sign_up(services)
+
+    def granted() -> set[tuple[str, str]]:
+        with services.sessions() as session:
+            state = consent.current(session, lead_id)
+        return {
+            (channel.value, purpose.value)
+            for channel in Channel
+            for purpose in (Purpose.CARE, Purpose.MARKETING)
+            if state.allows(channel, purpose)
+        }
+
+    assert {("sms", "care"), ("sms", "marketing"), ("email", "marketing")} <= granted()
+    text(client, "STOP")
+    assert not {g for g in granted() if g[0] == "sms"}
+    assert ("email", "marketing") in granted()
+    token = tokens.sign(services.secret, lead_id, Purpose.MARKETING)
+    response = client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    assert ("email", "marketing") not in granted()
+    with services.sessions() as session:
+        pending = [
+            m
+            for m in messages_of(session, lead_id)
+            if m.status in (MessageStatus.SCHEDULED, MessageStatus.QUEUED)
+        ]
+    assert pending and all(
+        m.channel is Channel.EMAIL and m.purpose is Purpose.CARE for m in pending
+    ), [(m.channel, m.purpose) for m in pending]
