@@ -7,7 +7,7 @@ when a time is shown to them or a local send window is computed.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -74,6 +74,8 @@ class ConsentSource(StrEnum):
     PROVIDER_OPT_OUT = "provider_opt_out"
     BOUNCE = "bounce"
     COMPLAINT = "complaint"
+    # The FCC Reassigned Numbers Database says the number changed hands since the consent.
+    REASSIGNED_NUMBER = "reassigned_number"
 
 
 class EnrollmentStatus(StrEnum):
@@ -118,7 +120,10 @@ class Lead(Base):
     last_name: Mapped[str] = mapped_column(String(100), default="")
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
     phone: Mapped[str | None] = mapped_column(String(20), unique=True)
+    # A zone set on purpose, by the person or by staff: it wins over everything else.
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # The zone the sign-up form's browser reported: weak evidence, it only narrows send windows.
+    browser_timezone: Mapped[str | None] = mapped_column(String(64))
     postal_code: Mapped[str | None] = mapped_column(String(10))
     state: Mapped[str | None] = mapped_column(String(2))
     stage: Mapped[LeadStage] = mapped_column(_enum(LeadStage), default=LeadStage.SIGNED_UP)
@@ -452,3 +457,45 @@ class WorkerHeartbeat(Base):
     queues: Mapped[str] = mapped_column(String(200))
     started_at: Mapped[datetime]
     last_seen: Mapped[datetime]
+
+
+class DisclosureVersion(Base):
+    """The consent wording of one version of config/disclosures.yaml, as first recorded.
+
+    Kept as long as any consent names it (rule 1: the exact words a person agreed to, years
+    later) and never changed: new wording is a new version (nurture.consent.disclosures), and
+    the database refuses UPDATE and DELETE on the table.
+    """
+
+    __tablename__ = "disclosure_versions"
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email_marketing: Mapped[str] = mapped_column(Text)
+    sms_marketing: Mapped[str] = mapped_column(Text)
+    sms_care: Mapped[str] = mapped_column(Text)
+    first_recorded_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
+
+
+class ReassignedAnswer(StrEnum):
+    """What the FCC Reassigned Numbers Database answers for a number and a consent date."""
+
+    YES = "yes"  # permanently disconnected since that date: someone else may have it now
+    NO = "no"  # not disconnected since: the consent still reaches its giver (safe harbor)
+    NO_DATA = "no_data"  # the database cannot tell (no safe harbor); the text still goes
+
+
+class ReassignedCheck(Base):
+    """One answer of the Reassigned Numbers Database (compliance rule 12), kept as the record
+    that the number was checked with its consent date before a text, and as the cache: a text
+    within ``policy.reassigned_numbers.cache_for`` of an answer for the same number and
+    consent date does not ask again."""
+
+    __tablename__ = "reassigned_checks"
+    __table_args__ = (Index(None, "phone", "consent_date", "checked_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    lead_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leads.id", ondelete="RESTRICT"))
+    phone: Mapped[str] = mapped_column(String(20))
+    consent_date: Mapped[date]  # the LastVerifiedDate asked with (the consent's UTC day)
+    answer: Mapped[ReassignedAnswer] = mapped_column(_enum(ReassignedAnswer))
+    checked_at: Mapped[datetime]

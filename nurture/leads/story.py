@@ -58,6 +58,8 @@ class LeadStory:
     lead: Lead
     name: str
     zone: ZoneInfo
+    # Where ``zone`` came from, in the front desk's words.
+    zone_origin: str
     consent: dict[str, dict[str, bool]]
     consent_events: list[ConsentEvent]
     enrollments: list[Enrollment]
@@ -70,7 +72,39 @@ class LeadStory:
 
 def zone_of(lead: Lead, clinic_zone: ZoneInfo) -> ZoneInfo:
     """The zone the lead's own times are shown and typed in."""
-    return windows.lead_zone(lead.timezone, clinic_zone, lead.postal_code, lead.phone)
+    return windows.lead_zone(
+        lead.timezone, clinic_zone, lead.postal_code, lead.phone, lead.browser_timezone
+    )
+
+
+def zone_origin(lead: Lead, clinic_zone: ZoneInfo) -> str:
+    """Where the zone of the lead's times came from, and what else holds their texts back."""
+    found = windows.lead_zones(
+        lead.timezone, lead.postal_code, lead.phone, clinic_zone, lead.browser_timezone
+    )
+    keys = ", ".join(zone.key for zone in found.zones if zone is not found.browser)
+    origin = {
+        windows.ZoneSource.ON_PURPOSE: "set on purpose",
+        windows.ZoneSource.ZIP_CODE: f"from ZIP code {lead.postal_code}",
+        windows.ZoneSource.AREA_CODE: (
+            f"from area code {found.area_code} ({keys}): texts wait for hours allowed in each"
+        ),
+        windows.ZoneSource.BROWSER: (
+            f"from the browser, one of area code {found.area_code}'s zones ({keys}):"
+            " texts wait for hours allowed in each"
+        ),
+        windows.ZoneSource.CLINIC: "the clinic's: no ZIP code or area code to go by",
+    }[found.source]
+    if found.browser is not None:
+        origin += f"; the browser said {found.browser.key}, so its hours must hold too"
+    elif (
+        lead.browser_timezone
+        and found.source is not windows.ZoneSource.ON_PURPOSE
+        and all(zone.key != lead.browser_timezone for zone in found.zones)
+    ):
+        # More than windows.MAX_BROWSER_GAP from home: a trip or a VPN, not where they live.
+        origin += f"; the browser said {lead.browser_timezone}, too far away to count"
+    return origin
 
 
 def parse_lead_id(text: str) -> uuid.UUID | None:
@@ -143,6 +177,7 @@ def load_story(session: Session, lead_id: uuid.UUID, *, clinic_zone: ZoneInfo) -
         lead=lead,
         name=display_name(lead),
         zone=zone_of(lead, clinic_zone),
+        zone_origin=zone_origin(lead, clinic_zone),
         consent=consent.current(session, lead_id).as_dict(),
         consent_events=consent_events,
         enrollments=enrollments,

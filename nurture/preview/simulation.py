@@ -113,7 +113,9 @@ def simulate(
 ) -> list[Entry]:
     clinic_zone = writer.clinic.zone
     lead = sample.to_lead(consult_at=consult_at, now=start)
-    zones = windows.resolve_zones(lead.timezone, lead.postal_code, lead.phone, clinic_zone)
+    zones = windows.resolve_zones(
+        lead.timezone, lead.postal_code, lead.phone, clinic_zone, lead.browser_timezone
+    )
     consent = sample.consent_state()
     sent: dict[tuple[Channel, Purpose], list[datetime]] = {}
     entries = []

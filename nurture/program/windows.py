@@ -4,6 +4,7 @@ A message may leave only inside the window allowed for its channel and purpose i
 recipient's own time zone. When the zone is uncertain (a phone number whose area code spans
 Mountain and Pacific time) the allowed window is the intersection over every candidate zone,
 so nobody is texted at 7:30 in the morning because we guessed the wrong side of a border.
+The browser's zone is one more candidate: it can narrow the window, never widen it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,6 +28,11 @@ DAY = 1440
 # An area code that spans more zones than this (toll-free, non-geographic) says nothing useful.
 MAX_AREA_CODE_ZONES = 4
 HORIZON = timedelta(days=21)
+# A browser zone this far from the ZIP code's or the area code's zones is not where they live.
+# Six hours spans every US zone, Honolulu to New York, in summer and in winter.
+MAX_BROWSER_GAP = timedelta(hours=6)
+# Two instants to compare UTC offsets at: one in winter, one in summer (DST on either side).
+_OFFSET_PROBES = (datetime(2026, 1, 15, 12, tzinfo=UTC), datetime(2026, 7, 15, 12, tzinfo=UTC))
 
 
 @dataclass(frozen=True)
@@ -208,31 +215,116 @@ def _parse_phone(phone: str | None) -> phonenumbers.PhoneNumber | None:
         return None
 
 
-def resolve_zones(
-    timezone: str | None, postal_code: str | None, phone: str | None, clinic_zone: ZoneInfo
-) -> tuple[ZoneInfo, ...]:
-    """The lead's zone; else the ZIP code's; else every zone of the phone's area code; else the
-    clinic's. Several zones mean "we do not know which": callers intersect their windows.
+class ZoneSource(StrEnum):
+    """Where the zone a lead's times are shown in came from, strongest first."""
 
-    Every zone of the area code, not the one zone of the number's exchange: people keep their
-    number when they move, so a 208 number may ring in Boise (Mountain) or in Coeur d'Alene
-    (Pacific), and quiet hours must hold in both. When the clinic's own zone is among them it
-    comes first, as the one to show times in: most people who ask a clinic live near it."""
-    own = _zone(timezone)
-    if own is not None:
-        return (own,)
+    ON_PURPOSE = "set on purpose"
+    ZIP_CODE = "ZIP code"
+    AREA_CODE = "area code"
+    BROWSER = "browser"
+    CLINIC = "clinic"
+
+
+@dataclass(frozen=True)
+class LeadZones:
+    """Every zone a lead may be in (the window must hold in each) and where the first came from.
+
+    ``zones[0]`` is the one to show their times in."""
+
+    zones: tuple[ZoneInfo, ...]
+    source: ZoneSource
+    # The zones of the phone's area code, when those are what the zones rest on.
+    area_code: str | None = None
+    # The browser's zone when it narrowed the window (it differs from every other candidate).
+    browser: ZoneInfo | None = None
+
+    @property
+    def shown(self) -> ZoneInfo:
+        return self.zones[0]
+
+
+def _same(zone: ZoneInfo, zones: Iterable[ZoneInfo]) -> bool:
+    return any(zone.key == other.key for other in zones)
+
+
+def _gap(left: ZoneInfo, right: ZoneInfo) -> timedelta:
+    """The larger difference of UTC offsets in winter and in summer."""
+    gaps = []
+    for moment in _OFFSET_PROBES:
+        left_offset = moment.astimezone(left).utcoffset() or timedelta()
+        right_offset = moment.astimezone(right).utcoffset() or timedelta()
+        gaps.append(abs(left_offset - right_offset))
+    return max(gaps)
+
+
+def _home_evidence(postal_code: str | None, phone: str | None, clinic_zone: ZoneInfo) -> LeadZones:
+    """What the ZIP code, else the phone's area code, else the clinic say."""
     record = _zip_record(postal_code) if postal_code else None
     from_zip = _zone(record.get("timezone")) if record else None
     if from_zip is not None:
-        return (from_zip,)
+        return LeadZones((from_zip,), ZoneSource.ZIP_CODE)
     number = _parse_phone(phone)
     if number is not None and number.country_code == 1:
-        names = AREA_CODE_ZONES.get(str(number.national_number)[:3], ())
+        area_code = str(number.national_number)[:3]
+        names = AREA_CODE_ZONES.get(area_code, ())
         zones = [z for z in (_zone(name) for name in names) if z is not None]
         if 0 < len(zones) <= MAX_AREA_CODE_ZONES:
-            zones.sort(key=lambda zone: zone != clinic_zone)
-            return tuple(zones)
-    return (clinic_zone,)
+            zones.sort(key=lambda zone: zone.key != clinic_zone.key)
+            return LeadZones(tuple(zones), ZoneSource.AREA_CODE, area_code=area_code)
+    return LeadZones((clinic_zone,), ZoneSource.CLINIC)
+
+
+def lead_zones(
+    timezone: str | None,
+    postal_code: str | None,
+    phone: str | None,
+    clinic_zone: ZoneInfo,
+    browser_timezone: str | None = None,
+) -> LeadZones:
+    """The zones a lead may be in, and where the one to show their times in came from.
+
+    A zone set on purpose (by the person or by staff) is the whole answer. Otherwise the ZIP
+    code's zone; else every zone of the phone's area code, not the one zone of its exchange:
+    people keep their number when they move, so a 208 number may ring in Boise (Mountain) or in
+    Coeur d'Alene (Pacific), and quiet hours must hold in both; else the clinic's. Among an area
+    code's zones the clinic's comes first to show times in: most people who ask a clinic live
+    near it.
+
+    The browser's zone is weak evidence (people travel, laptops keep the zone they were set up
+    in). It is added as one more zone whose hours must hold, so it can only narrow the window,
+    never widen it past what the ZIP code and the area code allow; and it picks the zone to show
+    times in only when it is one of the area code's. A browser more than ``MAX_BROWSER_GAP``
+    from the other candidates is abroad or behind a VPN, not at home: intersecting with it would
+    leave almost no hours (and none at all with 11-hour windows half a world apart), so that
+    reminders for a consult in Idaho would never go; it is ignored."""
+    own = _zone(timezone)
+    if own is not None:
+        return LeadZones((own,), ZoneSource.ON_PURPOSE)
+    home = _home_evidence(postal_code, phone, clinic_zone)
+    browser = _zone(browser_timezone)
+    if browser is None:
+        return home
+    if _same(browser, home.zones):
+        if home.source is not ZoneSource.AREA_CODE:
+            return home
+        # The browser says which of the area code's zones they are in.
+        others = tuple(zone for zone in home.zones if zone.key != browser.key)
+        return replace(home, zones=(browser, *others), source=ZoneSource.BROWSER)
+    if any(_gap(browser, zone) > MAX_BROWSER_GAP for zone in home.zones):
+        return home
+    return replace(home, zones=(*home.zones, browser), browser=browser)
+
+
+def resolve_zones(
+    timezone: str | None,
+    postal_code: str | None,
+    phone: str | None,
+    clinic_zone: ZoneInfo,
+    browser_timezone: str | None = None,
+) -> tuple[ZoneInfo, ...]:
+    """Every zone the lead may be in (see ``lead_zones``); callers intersect their windows.
+    The first is the one to show times in."""
+    return lead_zones(timezone, postal_code, phone, clinic_zone, browser_timezone).zones
 
 
 def lead_zone(
@@ -240,9 +332,10 @@ def lead_zone(
     clinic_zone: ZoneInfo,
     postal_code: str | None = None,
     phone: str | None = None,
+    browser_timezone: str | None = None,
 ) -> ZoneInfo:
     """One zone to show a lead's local time in: the first candidate (the most likely one)."""
-    return resolve_zones(timezone, postal_code, phone, clinic_zone)[0]
+    return lead_zones(timezone, postal_code, phone, clinic_zone, browser_timezone).shown
 
 
 def state_for_postal_code(postal_code: str | None) -> str | None:

@@ -293,7 +293,8 @@ def test_the_lead_page_shows_consent_messages_with_reasons_and_replies(
 def test_consult_time_is_shown_in_the_leads_own_zone(program: Services) -> None:
     app = create_app(program)
     ops = sign_in(app, program, "ops")
-    lead_id = sign_up(program, timezone="America/Los_Angeles")
+    # No ZIP code: the 208 area code spans Pacific too, so the browser decides what is shown.
+    lead_id = sign_up(program, timezone="America/Los_Angeles", postal_code=None)
     form = ops.csrf(f"/admin/leads/{lead_id}")
     booked = ops.post(
         f"/admin/leads/{lead_id}/events",

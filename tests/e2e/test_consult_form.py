@@ -67,7 +67,9 @@ def test_a_lead_signs_up_in_the_browser(
         with make_sessionmaker(engine)() as session:
             lead = session.scalars(select(Lead)).one()
             assert lead.phone == "+12085550181"
-            assert lead.timezone == "America/Chicago"  # the browser's own zone, sent by the page
+            # The browser's own zone, sent by the page: kept as weak evidence, not as the zone.
+            assert lead.browser_timezone == "America/Chicago"
+            assert lead.timezone is None
             sms = session.scalars(select(ConsentEvent).where(ConsentEvent.channel == "sms")).one()
             assert sms.purpose.value == "care"
             assert "HeadlessChrome" in sms.evidence["user_agent"]

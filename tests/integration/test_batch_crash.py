@@ -71,7 +71,10 @@ def test_a_worker_killed_mid_batch_leaves_only_its_batch_unknown_and_resends_not
     try:
         for n in range(LEADS):
             sign_up(
-                services, email=f"l{n}@example.com", phone=f"+1208555{n + 300:04d}", timezone=zone
+                services,
+                email=f"l{n}@example.com",
+                phone=f"+1208555{n + 300:04d}",
+                chosen_timezone=zone,
             )
         twilio.delay(60)  # every create call is recorded, then its answer never comes in time
         worker = stack.worker("doomed", concurrency=1)

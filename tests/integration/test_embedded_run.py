@@ -13,14 +13,15 @@ from pathlib import Path
 import httpx2 as httpx
 
 from tests.support import outbox_files
-from tests.support.daytime import zone_where_it_is_daytime
+from tests.support.daytime import config_texting_at_any_hour, zone_where_it_is_daytime
 from tests.support.processes import wait_until
 from tests.support.stack import start_embedded_run
 
 
 def test_nurture_run_delivers_a_form_signup_to_the_outbox(tmp_path: Path, log_dir: Path) -> None:
     var = tmp_path / "var"
-    run, url = start_embedded_run(var, log_dir, dispatch_interval=1)
+    config = config_texting_at_any_hour(tmp_path / "config")
+    run, url = start_embedded_run(var, log_dir, dispatch_interval=1, config_dir=config)
     try:
         celery = [p for p in _group(run.popen.pid) if b"celery" in (p / "cmdline").read_bytes()]
         assert len(celery) == 3, "the worker and its two prefork children; beat is a thread"

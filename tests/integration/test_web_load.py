@@ -119,7 +119,7 @@ async def _one(client: httpx.AsyncClient, number: int, outcome: Outcome) -> None
             data={
                 "first_name": "Lou",
                 "email": address,
-                "timezone": zone_where_it_is_daytime(),
+                "chosen_timezone": zone_where_it_is_daytime(),
                 "email_marketing": "on",
             },
             # Each sign-up from its own client address (uvicorn trusts a proxy on loopback),

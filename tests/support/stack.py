@@ -98,7 +98,7 @@ class Stack:
 
 
 def start_embedded_run(
-    var_dir: Path, log_dir: Path, *, dispatch_interval: float
+    var_dir: Path, log_dir: Path, *, dispatch_interval: float, config_dir: Path | None = None
 ) -> tuple[Process, str]:
     """`nurture run` on the embedded default (SQLite, files), answering, its worker ready; and
     its URL. The caller stops it (Ctrl-C is SIGINT to its process group)."""
@@ -108,7 +108,11 @@ def start_embedded_run(
     run = Process(
         "run",
         python_argv("-m", "nurture", "run", "--port", str(port)),
-        env=app_env(NURTURE_VAR_DIR=str(var_dir), NURTURE_DISPATCH_INTERVAL=str(dispatch_interval)),
+        env=app_env(
+            NURTURE_VAR_DIR=str(var_dir),
+            NURTURE_DISPATCH_INTERVAL=str(dispatch_interval),
+            **({"NURTURE_CONFIG_DIR": str(config_dir)} if config_dir else {}),
+        ),
         log_dir=log_dir,
         new_session=True,
     )

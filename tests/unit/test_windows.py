@@ -233,3 +233,196 @@ def test_rule_5_without_a_zip_code_quiet_hours_hold_in_every_zone_of_the_area_co
     assert windows.next_allowed(nine_mountain, marketing, zones) == nine_mountain + timedelta(
         hours=1
     )
+
+
+# The browser's zone (rule 5): weak evidence that may narrow the window, never widen it. ---------
+
+TUESDAY_WINTER = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("timezone", "postal_code", "phone", "browser", "expected", "source"),
+    [
+        # A zone set on purpose is the whole answer, whatever the browser said.
+        (
+            "America/Chicago",
+            "83702",
+            "+12085550123",
+            "America/Los_Angeles",
+            ("America/Chicago",),
+            "set on purpose",
+        ),
+        # A Boise ZIP code with a Los Angeles browser: both must allow; times shown in Boise's.
+        (
+            None,
+            "83702",
+            None,
+            "America/Los_Angeles",
+            ("America/Boise", "America/Los_Angeles"),
+            "ZIP code",
+        ),
+        (None, "83702", None, "America/Boise", ("America/Boise",), "ZIP code"),
+        # 208 spans Mountain and Pacific: a Pacific browser picks the zone to show, adds none.
+        (
+            None,
+            None,
+            "+12085550123",
+            "America/Los_Angeles",
+            ("America/Los_Angeles", "America/Boise", "America/Denver"),
+            "browser",
+        ),
+        (
+            None,
+            None,
+            "+12085550123",
+            "America/Chicago",
+            ("America/Boise", "America/Los_Angeles", "America/Denver", "America/Chicago"),
+            "area code",
+        ),
+        (
+            None,
+            None,
+            "+13125550123",
+            "America/New_York",
+            ("America/Chicago", "America/New_York"),
+            "area code",
+        ),
+        (
+            None,
+            "10001",
+            None,
+            "America/Chicago",
+            ("America/New_York", "America/Chicago"),
+            "ZIP code",
+        ),
+        (None, "85004", None, "America/Denver", ("America/Phoenix", "America/Denver"), "ZIP code"),
+        (
+            None,
+            "96813",
+            None,
+            "America/Los_Angeles",
+            ("Pacific/Honolulu", "America/Los_Angeles"),
+            "ZIP code",
+        ),
+        # Honolulu to New York is the widest US gap (6 hours in summer): it still counts.
+        (
+            None,
+            "96813",
+            None,
+            "America/New_York",
+            ("Pacific/Honolulu", "America/New_York"),
+            "ZIP code",
+        ),
+        # Nothing but the browser: the clinic's zone, narrowed by the browser's.
+        (None, None, None, "America/New_York", ("America/Boise", "America/New_York"), "clinic"),
+        # Half a world away is a trip or a VPN, not home: ignored, or no hours would be left.
+        (None, "83702", None, "Asia/Kolkata", ("America/Boise",), "ZIP code"),
+        (None, "83702", None, "Europe/Paris", ("America/Boise",), "ZIP code"),
+        (None, "83702", None, "Not/AZone", ("America/Boise",), "ZIP code"),
+    ],
+)
+def test_rule_5_the_browser_zone_only_adds_a_zone_to_intersect(
+    timezone: str | None,
+    postal_code: str | None,
+    phone: str | None,
+    browser: str,
+    expected: tuple[str, ...],
+    source: str,
+) -> None:
+    zones = windows.resolve_zones(timezone, postal_code, phone, BOISE, browser)
+    assert tuple(z.key for z in zones) == expected
+    found = windows.lead_zones(timezone, postal_code, phone, BOISE, browser)
+    assert found.source.value == source
+    shown = windows.lead_zone(timezone, BOISE, postal_code, phone, browser)
+    assert shown.key == expected[0]
+    # Without the browser the candidates are the same zones, less perhaps the browser's own.
+    without = {z.key for z in windows.resolve_zones(timezone, postal_code, phone, BOISE)}
+    assert without <= set(expected)
+    assert set(expected) - without <= {browser}
+
+
+def test_rule_5_the_browser_zone_is_shown_only_when_the_area_code_allows_it() -> None:
+    # A 208 number: Pacific (Coeur d'Alene) is one of its zones, Chicago is not.
+    assert windows.lead_zone(None, BOISE, None, "+12085550123", "America/Los_Angeles") == LA
+    assert windows.lead_zone(None, BOISE, None, "+12085550123", "America/Chicago") == BOISE
+    # A Boise ZIP code outranks a Pacific browser for display.
+    assert windows.lead_zone(None, BOISE, "83402", "+12085550123", "America/Los_Angeles") == BOISE
+
+
+def test_rule_5_a_boise_zip_and_a_pacific_browser_wait_for_8am_pacific_across_dst() -> None:
+    """Sunday 8 March 2026 clocks spring forward. Care texts open at 08:00 local: Boise's
+    08:00 comes an hour before Los Angeles', before and after the change alike."""
+    zones = windows.resolve_zones(None, "83702", None, BOISE, "America/Los_Angeles")
+    for day, opens_utc in [(7, 16), (8, 15), (9, 15)]:  # Sat MST/PST, Sun and Mon MDT/PDT
+        boise_opens = datetime(2026, 3, day, 8, 0, tzinfo=BOISE)
+        assert next_allowed(boise_opens, CARE, (BOISE,)) == boise_opens
+        assert next_allowed(boise_opens, CARE, zones) == datetime(
+            2026, 3, day, opens_utc, 0, tzinfo=UTC
+        )
+
+
+def test_rule_5_phoenix_keeps_standard_time_when_a_denver_browser_moves_its_clocks() -> None:
+    """Arizona has no DST. In winter Phoenix and Denver agree; in summer Denver's 09:00 is
+    Phoenix's 08:00, so the marketing window opens at 09:00 Phoenix and closes at 20:00 Denver."""
+    zones = windows.resolve_zones(None, "85004", None, BOISE, "America/Denver")
+    phoenix, denver = ZoneInfo("America/Phoenix"), ZoneInfo("America/Denver")
+    winter = datetime(2026, 1, 13, 9, 0, tzinfo=phoenix)  # a Tuesday
+    assert next_allowed(winter, MARKETING, zones) == winter
+    summer = datetime(2026, 7, 14, 9, 0, tzinfo=denver)  # a Tuesday: 08:00 in Phoenix
+    assert next_allowed(summer, MARKETING, (phoenix,)) == summer + timedelta(hours=1)
+    assert next_allowed(summer, MARKETING, zones) == summer + timedelta(hours=1)
+    # 19:30 in Denver is 18:30 in Phoenix; the window in Denver closes at 20:00.
+    [(start, end)] = windows.allowed_intervals(
+        MARKETING,
+        zones,
+        datetime(2026, 7, 14, 12, tzinfo=UTC),
+        datetime(2026, 7, 15, 12, tzinfo=UTC),
+    )
+    assert start == datetime(2026, 7, 14, 9, 0, tzinfo=phoenix)
+    assert end == datetime(2026, 7, 14, 20, 0, tzinfo=denver)
+
+
+def test_rule_5_honolulu_and_a_los_angeles_browser_across_the_november_change() -> None:
+    """Hawaii keeps HST; Los Angeles falls back on 1 November 2026. Care texts close at 21:00
+    in Los Angeles, which is 18:00 in Honolulu in October and 19:00 after the change."""
+    honolulu = ZoneInfo("Pacific/Honolulu")
+    zones = windows.resolve_zones(None, "96813", None, BOISE, "America/Los_Angeles")
+    for day, closes_honolulu in [(31, 18), (2, 19)]:
+        month = 10 if day == 31 else 11
+        opens = datetime(2026, month, day, 8, 0, tzinfo=honolulu)
+        [(start, end)] = windows.allowed_intervals(CARE, zones, opens, opens + timedelta(hours=14))
+        assert start == opens
+        assert end == datetime(2026, month, day, closes_honolulu, 0, tzinfo=honolulu)
+
+
+def test_rule_5_a_new_york_browser_holds_a_chicago_number_until_9am_central() -> None:
+    chicago = ZoneInfo("America/Chicago")
+    zones = windows.resolve_zones(None, None, "+13125550123", BOISE, "America/New_York")
+    nine_new_york = datetime(2026, 3, 10, 9, 0, tzinfo=ZoneInfo("America/New_York"))  # Tuesday
+    assert next_allowed(nine_new_york, MARKETING, zones) == datetime(
+        2026, 3, 10, 9, 0, tzinfo=chicago
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    home=st.sampled_from(US_ZONES),
+    browser=st.sampled_from(US_ZONES),
+    start=st.datetimes(
+        min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)
+    ),
+    schedule=st.sampled_from([MARKETING, CARE]),
+)
+def test_rule_5_a_browser_zone_never_widens_the_window(
+    home: str, browser: str, start: datetime, schedule: Schedule
+) -> None:
+    """Every instant allowed with the browser's zone is allowed without it."""
+    clinic = ZoneInfo(home)
+    without = windows.resolve_zones(None, None, None, clinic)
+    narrowed = windows.resolve_zones(None, None, None, clinic, browser)
+    end = start + timedelta(days=3)
+    wide = windows.allowed_intervals(schedule, without, start, end)
+    for low, high in windows.allowed_intervals(schedule, narrowed, start, end):
+        assert any(w_low <= low and high <= w_high for w_low, w_high in wide), (low, high)
+    # Between US zones some hours are always left.
+    assert windows.next_allowed(start, schedule, narrowed) is not None

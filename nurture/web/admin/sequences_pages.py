@@ -49,6 +49,7 @@ def show(
     if sequence is None:
         raise HTTPException(404, f"no sequence {key[:64]!r}")
     label, lead = sequence_overview.sample_for(sample, sequence)
+    # A sample lead's zone is its own, chosen for the sample (on purpose, as a person's is).
     zone = ZoneInfo(lead.timezone) if lead.timezone else services.clinic.zone
     default_start = next_full_hour(clock.utcnow(), zone)
     errors: list[str] = []
