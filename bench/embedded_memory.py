@@ -24,6 +24,7 @@ from typing import Any
 import httpx2 as httpx
 import yaml
 
+from nurture.config.clinic import load_disclosures
 from tests.conftest import REPO
 from tests.support.processes import Process, child_env, free_port, python_argv
 
@@ -114,6 +115,9 @@ def bare_python_pss() -> int:
         sleeper.wait()
 
 
+API_KEY = "bench-api-key"
+
+
 def _config_without_signup_limits(directory: Path) -> Path:
     config = directory / "config"
     shutil.copytree(REPO / "config", config)
@@ -131,7 +135,12 @@ async def _burst(base: str, count: int, concurrency: int = 8) -> None:
         queue.put_nowait(n)
     failures: list[int] = []
     limits = httpx.Limits(max_keepalive_connections=concurrency, max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+    # The API is the clinic's systems': its key, and the disclosure version their page showed.
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    version = load_disclosures(REPO / "config").version
+    async with httpx.AsyncClient(
+        base_url=base, limits=limits, timeout=30, headers=headers
+    ) as client:
 
         async def worker() -> None:
             while not queue.empty():
@@ -148,7 +157,7 @@ async def _burst(base: str, count: int, concurrency: int = 8) -> None:
                             "phone": f"+1208{5550000 + n:07d}",
                             "timezone": "America/Boise",
                             "consent": {"email_marketing": True, "sms_marketing": True},
-                            "consent_text": "I agree to texts and e-mail.",
+                            "consent_version": version,
                         },
                     )
                     ok = response.status_code == 201
@@ -214,6 +223,7 @@ def run(requests: int = 200, idle_seconds: float = 5.0) -> dict[str, Any]:
         NURTURE_CONFIG_DIR=str(_config_without_signup_limits(directory)),
         NURTURE_TEMPLATES_DIR=str(REPO / "templates"),
         NURTURE_SECRET_KEY="bench-secret-key",
+        NURTURE_API_KEY=API_KEY,
         NURTURE_LOG_LEVEL="WARNING",
         NURTURE_DISPATCH_INTERVAL="1",
     )

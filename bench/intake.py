@@ -12,17 +12,21 @@ import httpx2 as httpx
 import yaml
 
 from bench.harness import environment
+from nurture.config.clinic import load_disclosures
 from tests.conftest import REPO
 from tests.support.processes import Process, child_env, free_port, python_argv
 
+# What the clinic's systems send: the API key, and the disclosure version their page showed.
+API_KEY = {"Authorization": "Bearer integration-api-key"}
 
-async def _hammer(url: str, count: int, concurrency: int) -> float:
+
+async def _hammer(url: str, count: int, concurrency: int, version: str) -> float:
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(count):
         queue.put_nowait(n)
     failures: list[int] = []
     limits = httpx.Limits(max_keepalive_connections=concurrency, max_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    async with httpx.AsyncClient(limits=limits, timeout=30, headers=API_KEY) as client:
 
         async def worker() -> None:
             while not queue.empty():
@@ -35,7 +39,7 @@ async def _hammer(url: str, count: int, concurrency: int) -> float:
                         "phone": f"+1208{5550000 + n:07d}",
                         "timezone": "America/Boise",
                         "consent": {"email_marketing": True, "sms_marketing": True},
-                        "consent_text": "I agree to texts and e-mail.",
+                        "consent_version": version,
                     },
                 )
                 if response.status_code != 201:
@@ -61,6 +65,7 @@ def run(count: int = 2000, concurrency: int = 16) -> dict[str, Any]:
     with environment("intake") as env:
         config = env.directory / "config"
         shutil.copytree(REPO / "config", config)
+        version = load_disclosures(config).version
         policy = yaml.safe_load((config / "policy.yaml").read_text())
         policy["signups"] = {
             "per_ip": "1000000 per hour",
@@ -87,7 +92,7 @@ def run(count: int = 2000, concurrency: int = 16) -> dict[str, Any]:
         )
         try:
             bare_rate = asyncio.run(
-                _hammer(f"http://127.0.0.1:{bare_port}/api/v1/signups", count, concurrency)
+                _hammer(f"http://127.0.0.1:{bare_port}/api/v1/signups", count, concurrency, version)
             )
         finally:
             bare.stop()
@@ -95,7 +100,9 @@ def run(count: int = 2000, concurrency: int = 16) -> dict[str, Any]:
             {"NURTURE_CONFIG_DIR": str(config), "NURTURE_LOG_LEVEL": "WARNING"}
         )
         env.stack.web()
-        ours = asyncio.run(_hammer(f"{env.stack.public_url}/api/v1/signups", count, concurrency))
+        ours = asyncio.run(
+            _hammer(f"{env.stack.public_url}/api/v1/signups", count, concurrency, version)
+        )
     return {
         "name": "intake",
         "requests": count,

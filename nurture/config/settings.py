@@ -12,11 +12,11 @@ import os
 import secrets
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
 
@@ -72,6 +72,9 @@ class Settings(BaseSettings):
 
     outbox_dir: Path | None = None
     api_key: SecretStr | None = None
+    # The sites that may show the sign-up form in an iframe (GET /embed/consult), as origins:
+    # "https://clinic.example,https://www.clinic.example". None: the embed answers 404.
+    embed_origins: Annotated[tuple[str, ...], NoDecode] = ()
     # When set, GET /metrics needs "Authorization: Bearer <token>"; unset, it is open (bind
     # the web port privately then: the counts describe the clinic's leads and traffic).
     metrics_token: SecretStr | None = None
@@ -103,6 +106,38 @@ class Settings(BaseSettings):
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise ValueError("must be an absolute http(s) URL such as https://nurture.example.org")
         return value.rstrip("/")
+
+    @field_validator("embed_origins", mode="before")
+    @classmethod
+    def _embed_origins_are_origins(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ValueError("must be comma-separated origins such as https://clinic.example")
+        origins = []
+        for item in items:
+            origin = str(item).strip().rstrip("/")
+            if not origin:
+                continue
+            parts = urlsplit(origin)
+            try:
+                parts.port  # noqa: B018 (it raises ValueError for a port that is not one)
+            except ValueError:
+                parts = urlsplit("")
+            if (
+                parts.scheme != "https"
+                or not parts.hostname
+                or parts.path
+                or parts.query
+                or parts.fragment
+                or parts.username
+                or any(char in origin for char in " ;,'\"*")
+            ):
+                raise ValueError(
+                    f"{origin!r} is not an https origin: write scheme and host (and port) "
+                    "only, such as https://clinic.example"
+                )
+            origins.append(origin)
+        return tuple(origins)
 
     @field_validator("twilio_api_url")
     @classmethod

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture import clock
-from nurture.consent import ledger
+from nurture.consent import disclosures, ledger
 from nurture.db import audit
 from nurture.db.models import Channel, ConsentAction, ConsentSource, Lead, Purpose
 from nurture.outbox import planner
@@ -127,11 +127,43 @@ class Signup(BaseModel):
     last_name: str = Field(default="", max_length=100)
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=40)
-    timezone: str | None = Field(default=None, max_length=64)
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "The IANA zone of the browser the person signed up in (e.g. America/Boise), as the"
+            " hosted form sends it; forward the browser's. Weak evidence: it can only narrow"
+            " the hours texts may go in, never widen them past what the ZIP code and the area"
+            " code allow, and a second sign-up never moves it."
+        ),
+    )
+    chosen_timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "An IANA zone the person chose themselves (a list on your intake form, a question"
+            " your staff asked): it wins over the ZIP code, the area code and the browser."
+            " Leave it out unless the person chose it."
+        ),
+    )
     postal_code: str | None = Field(default=None, max_length=10)
     consent: ConsentChoices = Field(default_factory=ConsentChoices)
-    consent_text: str | None = Field(default=None, max_length=5000)
-    consent_version: str | None = Field(default=None, max_length=64)
+    consent_text: str | None = Field(
+        default=None,
+        max_length=5000,
+        description=(
+            "The wording your page showed, if you like: kept only as your claim. The consent "
+            "is recorded with the server's own wording of consent_version."
+        ),
+    )
+    consent_version: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "The version of config/disclosures.yaml whose wording was shown beside the boxes;"
+            " required with any consent. An unknown version is refused, naming the known ones."
+        ),
+    )
     source: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("first_name", "last_name")
@@ -139,7 +171,15 @@ class Signup(BaseModel):
     def _names(cls, value: str) -> str:
         return _clean_name(value)
 
-    @field_validator("email", "phone", "timezone", "postal_code", "consent_text", "consent_version")
+    @field_validator(
+        "email",
+        "phone",
+        "timezone",
+        "chosen_timezone",
+        "postal_code",
+        "consent_text",
+        "consent_version",
+    )
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
@@ -154,7 +194,7 @@ class Signup(BaseModel):
     def _phone(cls, value: str | None) -> str | None:
         return normalize_phone(value) if value else None
 
-    @field_validator("timezone")
+    @field_validator("timezone", "chosen_timezone")
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
         if value is None:
@@ -206,10 +246,12 @@ def cross_field_problems(
             problems.append(
                 FieldProblem("phone", f"we can only text numbers in {', '.join(sms_countries)}")
             )
-    if (texts or signup.consent.email_marketing) and not signup.consent_text:
+    if (texts or signup.consent.email_marketing) and not signup.consent_version:
         problems.append(
             FieldProblem(
-                "consent_text", "the disclosure the person saw is required to record consent"
+                "consent_version",
+                "name the disclosure version the person was shown; it is required to record "
+                "consent",
             )
         )
     return problems
@@ -326,6 +368,13 @@ def _grants(signup: Signup) -> list[tuple[Channel, Purpose, str | None]]:
     return grants
 
 
+def _zone_seen(signup: Signup, lead: Lead) -> dict[str, str]:
+    """A browser zone this sign-up reported that differs from the one kept."""
+    if signup.timezone and signup.timezone != lead.browser_timezone:
+        return {"browser_timezone_seen": signup.timezone}
+    return {}
+
+
 def _new_lead_values(signup: Signup, now: datetime) -> dict[str, Any]:
     return {
         "id": uuid.uuid4(),
@@ -333,7 +382,8 @@ def _new_lead_values(signup: Signup, now: datetime) -> dict[str, Any]:
         "last_name": signup.last_name,
         "email": signup.email,
         "phone": signup.phone,
-        "timezone": signup.timezone,
+        "timezone": signup.chosen_timezone,
+        "browser_timezone": signup.timezone,
         "postal_code": signup.postal_code,
         "state": windows.state_for_postal_code(signup.postal_code),
         "created_at": now,
@@ -359,6 +409,41 @@ def _insert_unless_taken(session: Session, values: dict[str, Any]) -> Lead | Non
     return session.scalars(statement, [values]).one_or_none()
 
 
+def _grant_evidence(
+    signup: Signup,
+    evidence: RequestEvidence,
+    shown: disclosures.Shown | None,
+    checkbox: str | None,
+    owner: Lead,
+    *,
+    channel: Channel,
+    now: datetime,
+) -> dict[str, Any]:
+    """Rule 1's record of one grant: who (name, and the number an SMS grant covers), the
+    server's own wording of the box that granted it and its version, the seller, how the box
+    started, where and from what (page, IP, user agent). The wording a caller sent is only its
+    claim; without ``shown`` there is no wording on record."""
+    record: dict[str, Any] = {
+        "name": f"{signup.first_name} {signup.last_name}".strip(),
+        "contact": owner.phone if channel is Channel.SMS else owner.email,
+        "checkbox": checkbox,
+        "disclosure_version": shown.wording.version if shown else signup.consent_version,
+        "disclosure_text": None,
+        "seller": shown.seller if shown else None,
+        "box_started_unticked": shown.boxes_started_unticked if shown else None,
+        "page_url": evidence.page_url,
+        "ip": evidence.ip,
+        "user_agent": evidence.user_agent,
+    }
+    if channel is Channel.SMS:
+        record["phone"] = owner.phone
+    if shown is not None and checkbox is not None:
+        record.update(disclosures.box_evidence(shown, checkbox, now=now))
+    if signup.consent_text is not None:
+        record["caller_claim"] = signup.consent_text
+    return record
+
+
 def _apply(
     session: Session,
     signup: Signup,
@@ -367,6 +452,7 @@ def _apply(
     catalog: Catalog,
     clinic_zone: ZoneInfo,
     now: datetime,
+    shown: disclosures.Shown | None,
 ) -> SignupResult:
     lead = _insert_unless_taken(session, _new_lead_values(signup, now))
     created = lead is not None
@@ -393,7 +479,11 @@ def _apply(
             lead.email = signup.email
         if signup.phone and lead.phone is None and by_phone is None:
             lead.phone = signup.phone
-        lead.timezone = signup.timezone or lead.timezone
+        # A second browser (a trip, a work laptop) must not move their zone: it is kept in the
+        # sign-up's audit entry instead.
+        lead.browser_timezone = lead.browser_timezone or signup.timezone
+        # A zone the person chose is on purpose: it replaces what they chose before.
+        lead.timezone = signup.chosen_timezone or lead.timezone
         lead.postal_code = signup.postal_code or lead.postal_code
         lead.state = windows.state_for_postal_code(lead.postal_code) or lead.state
         lead.last_name = lead.last_name or signup.last_name
@@ -412,16 +502,9 @@ def _apply(
                 purpose=purpose,
                 action=ConsentAction.GRANTED,
                 source=evidence.source,
-                evidence={
-                    "disclosure_text": signup.consent_text,
-                    "disclosure_version": signup.consent_version,
-                    "page_url": evidence.page_url,
-                    "ip": evidence.ip,
-                    "user_agent": evidence.user_agent,
-                    "name": f"{signup.first_name} {signup.last_name}".strip(),
-                    "contact": owner.phone if channel is Channel.SMS else owner.email,
-                    "checkbox": checkbox,
-                },
+                evidence=_grant_evidence(
+                    signup, evidence, shown, checkbox, owner, channel=channel, now=now
+                ),
             )
         )
     ledger.record_all(session, changes, actor="lead", trail=trail)
@@ -436,7 +519,11 @@ def _apply(
         actor="lead",
         action="lead.signed_up" if created else "lead.signed_up_again",
         lead_id=lead.id,
-        details={"source": signup.source, "page_url": evidence.page_url},
+        details={
+            "source": signup.source,
+            "page_url": evidence.page_url,
+            **_zone_seen(signup, lead),
+        },
     )
     planner.handle_event(
         session,
@@ -460,9 +547,13 @@ def submit_signup(
     *,
     catalog: Catalog,
     clinic_zone: ZoneInfo,
+    shown: disclosures.Shown | None = None,
 ) -> SignupResult:
     """Store a sign-up in one transaction. Two identical sign-ups racing each other end as one
     lead and one enrolment: the loser hits a unique constraint and retries as the existing lead.
+
+    ``shown`` is what the server knows was in front of the person (the web handlers resolve it
+    from ``consent_version``); each grant stores its box's wording from it.
     """
     problems = cross_field_problems(signup)
     if problems:
@@ -478,6 +569,7 @@ def submit_signup(
                     catalog=catalog,
                     clinic_zone=clinic_zone,
                     now=clock.utcnow(),
+                    shown=shown,
                 )
         except IntegrityError:
             if attempt == attempts - 1:

@@ -1,4 +1,5 @@
-"""The JSON API: sign-ups from the clinic's website, lead status for its systems."""
+"""The JSON API for the clinic's own systems (all of it needs the API key): sign-ups, lead
+status, lifecycle events. People sign up themselves on the hosted form (nurture.web.public)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from nurture import clock, consent
+from nurture.consent import disclosures
 from nurture.db.models import ConsentSource, Lead, Message
 from nurture.leads.intake import (
     HONEYPOT_FIELD,
@@ -32,6 +34,7 @@ from nurture.leads.lifecycle import (
     parse_event_type,
 )
 from nurture.leads.signup_limits import Limited
+from nurture.program import windows
 from nurture.runtime import Services
 from nurture.web.deps import (
     ReadSessionDep,
@@ -157,10 +160,13 @@ def too_many(limited: Limited) -> JSONResponse:
 
 @router.post("/signups", status_code=201, openapi_extra=SIGNUP_BODY)
 async def create_signup(request: Request) -> JSONResponse:
-    """Store a consult sign-up; 201 with the lead id (the existing one for a returning person)."""
-    # Not ServicesDep: FastAPI runs a plain-function dependency in the thread pool, and each
-    # trip there costs more than anything else on this path but the transaction itself.
+    """Store a consult sign-up from the clinic's own systems (API key); 201 with the lead id
+    (the existing one for a returning person). Any consent names the disclosure version shown
+    (``consent_version``); the server records its own wording of it for each box ticked."""
     services = get_services(request)
+    # Consent evidence is only as good as its source (rule 1): anyone could post a sign-up
+    # with "ok" as its wording, so this is for the clinic's systems; people use /consult.
+    require_api_key(request, services)
     body: dict[str, Any] | InvalidSignupError | HTTPException
     try:
         body = await read_body(request)
@@ -188,8 +194,9 @@ def take_signup(
         return JSONResponse({"lead_id": str(uuid.uuid4()), "created": True}, status_code=201)
     try:
         signup = parse_signup(body, sms_countries=services.policy.sms.countries)
+        shown = _shown_for(services, signup)
     except InvalidSignupError as error:
-        return problems_response(error.problems)
+        return problems_response(_naming_known_versions(services, error.problems))
     limited = services.signup_limiter.check_phone(signup.phone)
     if limited is not None:
         return too_many(limited)
@@ -203,15 +210,54 @@ def take_signup(
         evidence,
         catalog=services.catalog,
         clinic_zone=services.clinic.zone,
+        shown=shown,
     )
     return JSONResponse(
         {"lead_id": str(result.lead_id), "created": result.created}, status_code=201
     )
 
 
+def _shown_for(services: Services, signup: Signup) -> disclosures.Shown | None:
+    """The server's own wording of the version the caller names (any version ever recorded:
+    a site may still show last month's). Blocking: an older version is read from the
+    database. Raises InvalidSignupError for a version the server does not know."""
+    version = signup.consent_version
+    if version is None:
+        return None  # no consent given (parse_signup asks for a version with any)
+    if version == services.disclosures.version:
+        wording = services.disclosures
+    else:
+        with services.read_sessions() as session:
+            found = disclosures.find(session, version, current=services.disclosures)
+        if found is None:
+            raise InvalidSignupError(
+                [FieldProblem("consent_version", f"unknown disclosure version {version!r}")]
+            )
+        wording = found
+    # The caller drew the boxes: whether they started unticked is its word, not ours.
+    return disclosures.Shown(
+        wording=wording, seller=services.clinic.name, boxes_started_unticked=None
+    )
+
+
+def _naming_known_versions(services: Services, problems: list[FieldProblem]) -> list[FieldProblem]:
+    """A problem with ``consent_version`` says which versions exist, so the caller can fix it."""
+    if not any(problem.field == "consent_version" for problem in problems):
+        return problems
+    with services.read_sessions() as session:
+        known = disclosures.known_versions(session, current=services.disclosures)
+    listed = f"; the versions this server knows: {', '.join(known)} (the first is current)"
+    return [
+        FieldProblem(p.field, p.message + listed) if p.field == "consent_version" else p
+        for p in problems
+    ]
+
+
 @router.get("/leads/{lead_id}", dependencies=[Depends(require_api_key)])
-def get_lead(lead_id: uuid.UUID, session: ReadSessionDep) -> dict[str, Any]:
-    """A lead's stage, consent and every message planned for them, with the reason for each."""
+def get_lead(lead_id: uuid.UUID, session: ReadSessionDep, services: ServicesDep) -> dict[str, Any]:
+    """A lead's stage, consent and every message planned for them, with the reason for each.
+    ``timezone`` is the zone nurture shows the lead's times in; ``chosen_timezone`` one the
+    person chose (it wins), ``browser_timezone`` what their browser said (it only narrows)."""
     lead = session.get(Lead, lead_id)
     if lead is None:
         raise HTTPException(404, f"no lead {lead_id}")
@@ -221,7 +267,11 @@ def get_lead(lead_id: uuid.UUID, session: ReadSessionDep) -> dict[str, Any]:
     return {
         "id": str(lead.id),
         "stage": lead.stage.value,
-        "timezone": lead.timezone,
+        "timezone": windows.lead_zone(
+            lead.timezone, services.clinic.zone, lead.postal_code, lead.phone, lead.browser_timezone
+        ).key,
+        "chosen_timezone": lead.timezone,
+        "browser_timezone": lead.browser_timezone,
         "consult_at": lead.consult_at.isoformat() if lead.consult_at else None,
         "created_at": lead.created_at.isoformat(),
         "consent": consent.current(session, lead.id).as_dict(),

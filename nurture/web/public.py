@@ -1,15 +1,24 @@
-"""Public pages: the hosted consult sign-up form."""
+"""Public pages: the hosted consult sign-up form.
+
+The same form is also shown inside other sites (:mod:`nurture.web.embed`); one handler takes
+both, told by :class:`FormPlace` where the form was shown.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from nurture.config.clinic import Disclosures
+from nurture.consent import disclosures
 from nurture.db.models import ConsentSource
 from nurture.leads.intake import InvalidSignupError, is_bot, parse_signup, submit_signup
+from nurture.runtime import Services
 from nurture.web.api import CHECKBOXES, signup_from_form
 from nurture.web.deps import ServicesDep, evidence_from
 from nurture.web.templating import pages
@@ -17,10 +26,23 @@ from nurture.web.templating import pages
 router = APIRouter()
 
 
-def _form_page(
+@dataclass(frozen=True)
+class FormPlace:
+    """Where the sign-up form was shown: where it posts (``action``, per request) and where a
+    sign-up then lands. nurture's own page, or the embed inside another site."""
+
+    action: Callable[[Request], str]
+    thanks_path: str
+
+
+HOSTED = FormPlace(action=lambda _request: "/consult", thanks_path="/consult/thanks")
+
+
+def form_page(
     request: Request,
     services: ServicesDep,
     *,
+    place: FormPlace = HOSTED,
     values: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
@@ -33,6 +55,7 @@ def _form_page(
             "disclosures": services.disclosures,
             "values": values or {},
             "errors": errors or {},
+            "form_action": place.action(request),
         },
         status_code=status_code,
     )
@@ -40,25 +63,39 @@ def _form_page(
 
 @router.get("/consult", response_class=HTMLResponse)
 def consult_form(request: Request, services: ServicesDep) -> HTMLResponse:
-    return _form_page(request, services)
+    return form_page(request, services)
 
 
 @router.post("/consult", response_class=HTMLResponse)
 async def consult_submit(request: Request, services: ServicesDep) -> Response:
+    return await submit_form(request, services, shown_on=HOSTED)
+
+
+async def submit_form(request: Request, services: Services, *, shown_on: FormPlace) -> Response:
+    """A sign-up from the form, wherever it was shown."""
     data = signup_from_form(await request.form())
     if is_bot(data):
-        return RedirectResponse("/consult/thanks", status_code=303)  # a bot learns nothing
+        return RedirectResponse(shown_on.thanks_path, status_code=303)  # a bot learns nothing
     # The limiter counts in Redis in production: a network round trip, never on the event loop.
     limited = await run_in_threadpool(
         services.signup_limiter.check_ip, request.client.host if request.client else None
     )
-    # The disclosure recorded is the one this server showed, not whatever the browser sent.
-    ticked = [name for name in CHECKBOXES if data.get("consent", {}).get(name)]
+    # The wording recorded is the one this server showed, never wording the browser sent.
     data.pop("consent_text", None)
-    data.pop("consent_version", None)
-    if ticked:
-        data["consent_text"] = services.disclosures.text_for(ticked)
-        data["consent_version"] = services.disclosures.version
+    shown_version = data.pop("consent_version", None)
+    wording = services.disclosures
+    if isinstance(shown_version, str) and shown_version and shown_version != wording.version:
+        # Drawn before a restart with new wording, most likely: that older version, read back.
+        wording = await run_in_threadpool(_wording_of, services, shown_version)
+    shown = disclosures.Shown(
+        wording=wording,
+        seller=services.clinic.name,
+        # consult.html draws every box unticked; only a re-drawn page with errors keeps the
+        # ticks the person had made themselves.
+        boxes_started_unticked=True,
+    )
+    if any(data.get("consent", {}).get(name) for name in CHECKBOXES):
+        data["consent_version"] = wording.version
     values = {**data, **data.get("consent", {})}
     if limited is None:
         try:
@@ -67,7 +104,9 @@ async def consult_submit(request: Request, services: ServicesDep) -> Response:
             errors: dict[str, str] = {}
             for problem in error.problems:
                 errors.setdefault(problem.field.removeprefix("consent."), problem.message)
-            return _form_page(request, services, values=values, errors=errors, status_code=422)
+            return form_page(
+                request, services, place=shown_on, values=values, errors=errors, status_code=422
+            )
         limited = await run_in_threadpool(services.signup_limiter.check_phone, signup.phone)
     if limited is not None:
         minutes = max(1, round(limited.retry_after / 60))
@@ -75,8 +114,13 @@ async def consult_submit(request: Request, services: ServicesDep) -> Response:
             f"we have received several requests from this {limited.what} already; please try again "
             f"in {minutes} minutes or call us at {services.clinic.phone}"
         )
-        response = _form_page(
-            request, services, values=values, errors={"form": message}, status_code=429
+        response = form_page(
+            request,
+            services,
+            place=shown_on,
+            values=values,
+            errors={"form": message},
+            status_code=429,
         )
         response.headers["Retry-After"] = str(limited.retry_after)
         return response
@@ -88,9 +132,18 @@ async def consult_submit(request: Request, services: ServicesDep) -> Response:
         evidence,
         catalog=services.catalog,
         clinic_zone=services.clinic.zone,
+        shown=shown,
     )
     # Post/redirect/get: a reload of the thank-you page never submits twice.
-    return RedirectResponse("/consult/thanks", status_code=303)
+    return RedirectResponse(shown_on.thanks_path, status_code=303)
+
+
+def _wording_of(services: Services, version: str) -> Disclosures:
+    """The wording of the version the page was drawn with; the current one for a version the
+    server never showed (a hand-made post). Blocking: it reads the database."""
+    with services.read_sessions() as session:
+        found = disclosures.find(session, version, current=services.disclosures)
+    return found or services.disclosures
 
 
 @router.get("/consult/thanks", response_class=HTMLResponse)

@@ -3,6 +3,11 @@
 POST with ``List-Unsubscribe=One-Click`` unsubscribes from marketing e-mail with no cookie, no
 login and no redirect, as mail providers send it. A GET only shows a page: link scanners
 prefetch URLs, and a prefetch must never unsubscribe anyone.
+
+Ticking a text box that was not granted is a new consent to texts (compliance rules 1, 3, 11):
+it is recorded with the same evidence as the sign-up form and confirmed by the opt-in text at
+once; after crisis words or an opt-out by text in the last 30 days a person from the care team
+confirms with them first, and the tick alone turns nothing on.
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from nurture import clock, consent
-from nurture.consent import tokens
+from nurture.consent import disclosures, tokens
 from nurture.db.models import Channel, ConsentSource, Lead, Purpose
-from nurture.outbox import withdrawals
+from nurture.outbox import confirmations, withdrawals
 from nurture.runtime import Services
 from nurture.web.deps import ServicesDep
 from nurture.web.templating import pages
@@ -35,6 +40,27 @@ CHOICES = [
     ("sms_care", Channel.SMS, Purpose.CARE, "Texts about a consultation you booked"),
     ("sms_marketing", Channel.SMS, Purpose.MARKETING, "Texts with news and reminders to book"),
 ]
+
+
+HELD_NOTICE = (
+    "Your choices are saved, but texts stay off for now: someone from our care team will "
+    "confirm with you before texts start again."
+)
+
+
+def sms_box_wording(services: Services, name: str) -> tuple[str, str]:
+    """The words beside an SMS box and the version they belong to: what the page shows and
+    what a grant records, from this one place (the disclosures are becoming stored versions)."""
+    return getattr(services.disclosures, name), services.disclosures.version
+
+
+def masked_phone(phone: str | None) -> str:
+    """Enough of the number to recognise it, not enough to learn it: ``(•••) •••-0123``."""
+    if not phone:
+        return "your phone"
+    if phone.startswith("+1") and len(phone) == 12:
+        return f"(•••) •••-{phone[-4:]}"
+    return f"••• {phone[-4:]}"
 
 
 def _csrf(services: Services, token: str) -> str:
@@ -69,10 +95,10 @@ def _page(
         {
             "name": name,
             "label": label,
+            # A box not granted starts unticked: a grant is only ever the person's own tick.
             "checked": state.allows(channel, purpose),
-            "disclosure": getattr(services.disclosures, name, None)
-            if channel is Channel.SMS
-            else None,
+            "disclosure": sms_box_wording(services, name)[0] if channel is Channel.SMS else None,
+            "number": masked_phone(lead.phone) if channel is Channel.SMS else None,
             "available": (lead.phone if channel is Channel.SMS else lead.email) is not None,
         }
         for name, channel, purpose, label in CHOICES
@@ -82,6 +108,7 @@ def _page(
         "token": token,
         "csrf": _csrf(services, token),
         "address": _masked(lead.email),
+        "phone": masked_phone(lead.phone) if lead.phone else None,
         "choices": choices,
         "notice": notice,
         "email_marketing": state.allows(Channel.EMAIL, Purpose.MARKETING),
@@ -165,36 +192,100 @@ async def preferences(token: str, request: Request, services: ServicesDep) -> HT
             notice="The form expired; please try again.",
             status_code=403,
         )
-    evidence_base = {
+    # The link's token opens this page for years: evidence that may be shown to others (a
+    # TCPA dispute) keeps the page's address without it.
+    page_url = str(request.url).replace(token, "…")
+    request_evidence = {
         "ip": request.client.host if request.client else None,
         "user_agent": request.headers.get("user-agent"),
-        "page_url": str(request.url),
+        "page_url": page_url,
     }
-
-    def save() -> None:
-        with services.sessions.begin() as session:
-            for name, channel, purpose, _label in CHOICES:
-                if (lead.phone if channel is Channel.SMS else lead.email) is None:
-                    continue
-                wanted = form.get(name) == "on"
-                evidence = dict(evidence_base)
-                if wanted and channel is Channel.SMS:
-                    evidence["disclosure_text"] = getattr(services.disclosures, name)
-                    evidence["disclosure_version"] = services.disclosures.version
-                withdrawals.set_preference(
-                    session,
-                    lead.id,
-                    channel,
-                    purpose,
-                    wanted,
-                    source=ConsentSource.EMAIL_LINK,
-                    evidence=evidence,
-                    actor="lead",
-                    now=clock.utcnow(),
-                )
-
-    await run_in_threadpool(save)
+    wanted = {name for name, *_rest in CHOICES if form.get(name) == "on"}
+    held = await run_in_threadpool(_save, services, lead, wanted, request_evidence)
     # The page reads the consent it shows: a database read, so in the thread pool too.
     return await run_in_threadpool(
-        _page, request, services, token, lead, notice="Your choices are saved."
+        _page,
+        request,
+        services,
+        token,
+        lead,
+        notice=HELD_NOTICE if held else "Your choices are saved.",
     )
+
+
+def _sms_grant_evidence(
+    services: Services, lead: Lead, name: str, request_evidence: dict[str, Any]
+) -> dict[str, Any]:
+    """What the sign-up form records for a grant of texts (compliance rule 1), for this box."""
+    # Only a box not granted can be a grant, and such a box renders unticked.
+    shown = disclosures.Shown(
+        wording=services.disclosures, seller=services.clinic.name, boxes_started_unticked=True
+    )
+    return {
+        **request_evidence,
+        **disclosures.box_evidence(shown, name, now=clock.utcnow()),
+        "name": f"{lead.first_name} {lead.last_name}".strip(),
+        "phone": lead.phone,
+        "contact": lead.phone,  # the sign-up form's name for it
+    }
+
+
+def _save(
+    services: Services, lead_seen: Lead, wanted: set[str], request_evidence: dict[str, Any]
+) -> bool:
+    """Apply the form in one unit of work; True when texts asked for wait for a person."""
+    now = clock.utcnow()
+    with services.sessions.begin() as session:
+        lead = session.get(Lead, lead_seen.id)
+        if lead is None:
+            return False
+        state = consent.current(session, lead.id)
+        # A text box that was not granted and is ticked now: a new consent to texts.
+        new_sms = {
+            name: label
+            for name, channel, purpose, label in CHOICES
+            if channel is Channel.SMS
+            and lead.phone is not None
+            and name in wanted
+            and not state.allows(channel, purpose)
+        }
+        held_because = (
+            confirmations.why_a_person_confirms_first(session, lead, now=now) if new_sms else None
+        )
+        for name, channel, purpose, _label in CHOICES:
+            if (lead.phone if channel is Channel.SMS else lead.email) is None:
+                continue
+            grants_texts = name in new_sms
+            if grants_texts and held_because is not None:
+                continue  # not granted: a person confirms first (below)
+            evidence = (
+                _sms_grant_evidence(services, lead, name, request_evidence)
+                if grants_texts
+                else dict(request_evidence)
+            )
+            withdrawals.set_preference(
+                session,
+                lead.id,
+                channel,
+                purpose,
+                name in wanted,
+                source=ConsentSource.EMAIL_LINK,
+                evidence=evidence,
+                actor="lead",
+                now=now,
+            )
+        if held_because is not None:
+            confirmations.ask_a_person_first(
+                session,
+                lead,
+                asked_for=list(new_sms.values()),
+                reason=held_because,
+                clinic=services.clinic,
+                public_url=services.settings.public_url,
+                now=now,
+                actor="lead",
+            )
+        elif new_sms:
+            # Granted just now (the ledger said not granted): rule 3's confirmation, at once.
+            confirmations.plan_optin_confirmation(session, lead, now=now, actor="lead")
+    return held_because is not None

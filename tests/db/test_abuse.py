@@ -14,7 +14,7 @@ from nurture.leads.signup_limits import SignupLimiter, storage_uri_for
 from nurture.runtime import Services
 from nurture.web import create_app
 from tests.conftest import REDIS_URL
-from tests.support.factories import signup_data
+from tests.support.api import API_KEY, api_signup_data
 
 
 @pytest.fixture
@@ -38,8 +38,9 @@ def test_one_number_signing_up_again_and_again_is_limited(
     client: TestClient, services: Services
 ) -> None:
     for _ in range(3):  # policy: 3 per day per phone
-        assert client.post("/api/v1/signups", json=signup_data()).status_code == 201
-    response = client.post("/api/v1/signups", json=signup_data())
+        response = client.post("/api/v1/signups", json=api_signup_data(), headers=API_KEY)
+        assert response.status_code == 201
+    response = client.post("/api/v1/signups", json=api_signup_data(), headers=API_KEY)
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) > 3600
     assert "phone" in response.json()["detail"]
@@ -49,10 +50,12 @@ def test_one_address_signing_up_many_numbers_is_limited(
     client: TestClient, services: Services
 ) -> None:
     for n in range(10):  # policy: 10 per hour per IP
-        data = signup_data(email=f"p{n}@example.com", phone=f"+1208555{n:04d}")
-        assert client.post("/api/v1/signups", json=data).status_code == 201
+        data = api_signup_data(email=f"p{n}@example.com", phone=f"+1208555{n:04d}")
+        assert client.post("/api/v1/signups", json=data, headers=API_KEY).status_code == 201
     response = client.post(
-        "/api/v1/signups", json=signup_data(email="x@example.com", phone="+12085559999")
+        "/api/v1/signups",
+        json=api_signup_data(email="x@example.com", phone="+12085559999"),
+        headers=API_KEY,
     )
     assert response.status_code == 429
     assert 0 < int(response.headers["Retry-After"]) <= 3600
@@ -81,7 +84,9 @@ def test_a_filled_honeypot_is_dropped_silently(
         )
         assert response.status_code == 303
     else:
-        response = client.post(path, json={**signup_data(), "website": "http://spam"})
+        response = client.post(
+            path, json={**api_signup_data(), "website": "http://spam"}, headers=API_KEY
+        )
         assert response.status_code == 201
     assert leads(services) == 0
 
@@ -89,12 +94,16 @@ def test_a_filled_honeypot_is_dropped_silently(
 def test_texts_are_refused_at_intake_for_numbers_outside_the_allowed_countries(
     client: TestClient, services: Services
 ) -> None:
-    response = client.post("/api/v1/signups", json=signup_data(phone="+44 7911 123456"))
+    response = client.post(
+        "/api/v1/signups", json=api_signup_data(phone="+44 7911 123456"), headers=API_KEY
+    )
     assert response.status_code == 422
     assert response.json()["errors"] == [
         {"field": "phone", "message": "we can only text numbers in US, CA"}
     ]
-    ok = client.post("/api/v1/signups", json=signup_data(phone="+1 416 555 0123"))  # Toronto
+    ok = client.post(  # Toronto
+        "/api/v1/signups", json=api_signup_data(phone="+1 416 555 0123"), headers=API_KEY
+    )
     assert ok.status_code == 201
 
 

@@ -99,32 +99,62 @@ def test_unknown_command_is_a_usage_error() -> None:
     assert "No such command" in output
 
 
-def test_consent_export_prints_the_whole_history(tmp_path: Path) -> None:
+def test_rule_1_consent_export_names_the_person_and_each_events_wording(tmp_path: Path) -> None:
     import csv
     import io
     import json
 
-    from tests.support.factories import sign_up
+    from nurture.consent import disclosures
+    from nurture.leads.intake import parse_signup, submit_signup
+    from tests.support.factories import EVIDENCE, signup_data
 
     env = _embedded(tmp_path)
     services = _embedded_services(tmp_path)
+    shown = disclosures.Shown(
+        wording=services.disclosures, seller=services.clinic.name, boxes_started_unticked=True
+    )
     try:
-        lead_id = sign_up(services, consent={"sms_marketing": True})
+        lead_id = submit_signup(
+            services.sessions,
+            parse_signup(
+                signup_data(
+                    consent={"sms_marketing": True, "sms_care": True},
+                    consent_version=services.disclosures.version,
+                )
+            ),
+            EVIDENCE,
+            catalog=services.catalog,
+            clinic_zone=services.clinic.zone,
+            shown=shown,
+        ).lead_id
+        wording = services.disclosures
     finally:
         services.close()
     code, output = run(["consent", "export", "(208) 555-0123"], env)
     assert code == 0, output
     history = json.loads(output)
     assert history["lead_id"] == str(lead_id)
-    assert [(e["channel"], e["purpose"], e["action"]) for e in history["events"]] == [
-        ("email", "care", "granted"),
-        ("sms", "marketing", "granted"),
-    ]
-    assert history["events"][1]["evidence"]["disclosure_text"]
+    assert (history["name"], history["email"], history["phone"]) == (
+        "Ana Rivera",
+        "ana.rivera@example.com",
+        "+12085550123",
+    )
+    events = {(e["channel"], e["purpose"]): e for e in history["events"]}
+    assert list(events) == [("email", "care"), ("sms", "care"), ("sms", "marketing")]
+    for key, box in ((("sms", "care"), "sms_care"), (("sms", "marketing"), "sms_marketing")):
+        assert events[key]["action"] == "granted"
+        assert events[key]["disclosure_version"] == wording.version
+        assert events[key]["disclosure_text"] == getattr(wording, box)
+    # Rule 22: the care grant shows that the person was told texts are not encrypted.
+    assert events[("sms", "care")]["unencrypted_ack"]["wording"] == wording.sms_care
+    assert events[("sms", "marketing")]["unencrypted_ack"] is None
     code, output = run(["consent", "export", str(lead_id), "--format", "csv"], env)
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(output)))
-    assert [row["action"] for row in rows] == ["granted", "granted"]
+    assert [row["action"] for row in rows] == ["granted", "granted", "granted"]
+    assert {row["name"] for row in rows} == {"Ana Rivera"}
+    assert rows[2]["disclosure_text"] == wording.sms_marketing
+    assert rows[1]["unencrypted_ack_at"]
     code, output = run(["consent", "export", "nobody@example.com"], env)
     assert code == 2
     assert "no lead matches 'nobody@example.com'" in output

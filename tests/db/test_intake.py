@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from nurture import consent
+from nurture.consent import disclosures
 from nurture.db.models import (
     Channel,
     ConsentEvent,
@@ -41,7 +42,21 @@ def test_signup_stores_a_normalised_lead_and_plans_the_sequence(services: Servic
 
 
 def test_rule_1_consent_is_recorded_with_its_evidence(services: Services) -> None:
-    lead_id = sign_up(services, consent={"sms_marketing": True})
+    shown = disclosures.Shown(
+        wording=services.disclosures, seller=services.clinic.name, boxes_started_unticked=True
+    )
+    lead_id = submit_signup(
+        services.sessions,
+        parse_signup(
+            signup_data(
+                consent={"sms_marketing": True}, consent_version=services.disclosures.version
+            )
+        ),
+        EVIDENCE,
+        catalog=services.catalog,
+        clinic_zone=services.clinic.zone,
+        shown=shown,
+    ).lead_id
     with services.sessions() as session:
         state = consent.current(session, lead_id)
         assert state.as_dict() == {
@@ -53,13 +68,34 @@ def test_rule_1_consent_is_recorded_with_its_evidence(services: Services) -> Non
                 ConsentEvent.lead_id == lead_id, ConsentEvent.purpose == Purpose.MARKETING
             )
         ).one()
-        assert event.evidence["disclosure_text"] == "I agree to texts and e-mail from the clinic."
-        assert event.evidence["disclosure_version"] == "test-1"
-        assert event.evidence["ip"] == "203.0.113.7"
-        assert event.evidence["user_agent"] == "pytest"
-        assert event.evidence["page_url"] == "https://clinic.example/consult"
-        assert event.evidence["checkbox"] == "sms_marketing"
-        assert event.evidence["contact"] == "+12085550123"
+    assert event.evidence["disclosure_text"] == services.disclosures.sms_marketing
+    assert event.evidence["disclosure_version"] == services.disclosures.version
+    # What the caller said it showed is kept, as its claim only.
+    assert event.evidence["caller_claim"] == "I agree to texts and e-mail from the clinic."
+    assert event.evidence["ip"] == "203.0.113.7"
+    assert event.evidence["user_agent"] == "pytest"
+    assert event.evidence["page_url"] == "https://clinic.example/consult"
+    assert event.evidence["checkbox"] == "sms_marketing"
+    assert event.evidence["box_started_unticked"] is True
+    assert event.evidence["seller"] == "Ketamine Infusions of Idaho"
+    assert event.evidence["phone"] == event.evidence["contact"] == "+12085550123"
+    assert event.evidence["name"] == "Ana Rivera"
+    assert event.occurred_at.utcoffset() is not None
+
+
+def test_rule_1_without_the_servers_wording_no_wording_is_on_record(services: Services) -> None:
+    """A caller that resolves no disclosure version leaves the wording empty: its own text is
+    never recorded as what the person was shown."""
+    lead_id = sign_up(services, consent={"sms_care": True})
+    with services.sessions() as session:
+        event = session.scalars(
+            select(ConsentEvent).where(
+                ConsentEvent.lead_id == lead_id, ConsentEvent.channel == Channel.SMS
+            )
+        ).one()
+    assert event.evidence["disclosure_text"] is None
+    assert event.evidence["caller_claim"] == "I agree to texts and e-mail from the clinic."
+    assert "unencrypted_ack" not in event.evidence
 
 
 def test_the_same_person_twice_is_one_lead_one_enrolment_more_consent(services: Services) -> None:
@@ -109,7 +145,7 @@ def test_sms_consent_belongs_to_the_lead_who_owns_the_number(services: Services)
         ({"postal_code": "ABCDE"}, "postal_code", "ZIP"),
         ({"email": None, "phone": None, "consent": {}}, "email", "e-mail address or a phone"),
         ({"phone": None}, "phone", "needed to receive texts"),
-        ({"consent_text": None}, "consent_text", "disclosure"),
+        ({"consent_version": None}, "consent_version", "disclosure version"),
         ({"colour": "blue"}, "colour", "Extra inputs"),
         ({"consent": {"sms_marketing": "perhaps"}}, "consent.sms_marketing", "boolean"),
     ],

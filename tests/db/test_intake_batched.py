@@ -3,7 +3,8 @@ sign-up failing late writes nothing.
 
 A sign-up writes its consent events, planned rows and audit entries in one statement per table.
 The rows expected below are what the row-by-row path wrote (the ORM, one object at a time, up
-to commit cd820d4): the same columns, values and order. The file passes on that commit too.
+to commit cd820d4): the same columns, values and order. The file passed on that commit too,
+until rule 1 changed what a consent's evidence holds (its expected evidence followed).
 """
 
 from __future__ import annotations
@@ -54,15 +55,22 @@ def written(session: Session, names: dict[uuid.UUID, str]) -> dict[str, list[Any
 
 
 def evidence(contact: str, checkbox: str | None) -> dict[str, Any]:
+    # Since rule 1's per-box evidence, a caller's consent_text is only its claim, and with no
+    # server-side wording shown (factories.sign_up passes none) no wording is recorded.
     return {
+        "box_started_unticked": None,
+        "caller_claim": "I agree to texts and e-mail from the clinic.",
         "checkbox": checkbox,
         "contact": contact,
-        "disclosure_text": "I agree to texts and e-mail from the clinic.",
+        "disclosure_text": None,
         "disclosure_version": "test-1",
         "ip": "203.0.113.7",
         "name": "Ana Rivera",
         "page_url": "https://clinic.example/consult",
+        "seller": None,
         "user_agent": "pytest",
+        # A text grant names the number it covers (rule 1).
+        **({"phone": contact} if contact.startswith("+") else {}),
     }
 
 

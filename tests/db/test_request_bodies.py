@@ -20,7 +20,8 @@ from nurture.db.models import Lead
 from nurture.runtime import Services
 from nurture.web import create_app
 from nurture.web.body_limits import DEFAULT_BODY_LIMIT, KIB, body_limit_for
-from tests.support.factories import sign_up, signup_data
+from tests.support.api import api_signup_data
+from tests.support.factories import sign_up
 
 API_KEY = {"Authorization": "Bearer test-api-key"}
 API_FORM = "application/x-www-form-urlencoded"
@@ -68,14 +69,16 @@ def test_hostile_json_signup_is_a_422_naming_the_body(
     client: TestClient, services: Services, body: bytes, fragment: str
 ) -> None:
     response = client.post(
-        "/api/v1/signups", content=body, headers={"content-type": "application/json"}
+        "/api/v1/signups", content=body, headers={**API_KEY, "content-type": "application/json"}
     )
     assert response.status_code == 422, response.text
     assert fragment in body_message(response)
     assert leads(services) == 0
     # Nothing ordinary is refused with it: nesting, fractions and 64-bit numbers in `source`.
-    sane = signup_data(source={"page_url": "https://clinic.example/a", "n": [[[1.5]]], "id": 2**63})
-    assert client.post("/api/v1/signups", json=sane).status_code == 201
+    sane = api_signup_data(
+        source={"page_url": "https://clinic.example/a", "n": [[[1.5]]], "id": 2**63}
+    )
+    assert client.post("/api/v1/signups", json=sane, headers=API_KEY).status_code == 201
 
 
 @pytest.mark.parametrize(("body", "fragment"), HOSTILE_JSON)

@@ -16,9 +16,8 @@ from nurture.db.models import ConsentEvent, Lead, Message, Purpose
 from nurture.runtime import Services, build_services
 from nurture.web import create_app
 from tests.conftest import SettingsFactory
-from tests.support.factories import sign_up, signup_data
-
-API_KEY = {"Authorization": "Bearer test-api-key"}
+from tests.support.api import API_KEY, DISCLOSURE_VERSION, api_signup_data
+from tests.support.factories import sign_up
 
 
 @pytest.fixture
@@ -33,11 +32,11 @@ def count(services: Services, table: type[object]) -> int:
 
 
 def test_json_signup_creates_a_lead(client: TestClient, services: Services) -> None:
-    response = client.post("/api/v1/signups", json=signup_data())
+    response = client.post("/api/v1/signups", json=api_signup_data(), headers=API_KEY)
     assert response.status_code == 201
     lead_id = uuid.UUID(response.json()["lead_id"])
     assert response.json()["created"] is True
-    again = client.post("/api/v1/signups", json=signup_data(first_name="Ana"))
+    again = client.post("/api/v1/signups", json=api_signup_data(first_name="Ana"), headers=API_KEY)
     assert again.status_code == 201
     assert again.json() == {"lead_id": str(lead_id), "created": False}
     assert count(services, Lead) == 1
@@ -51,10 +50,11 @@ def test_form_encoded_signup_is_accepted_by_the_api(client: TestClient, services
             "email": "bo@example.com",
             "phone": "2085550111",
             "sms_care": "on",
-            "consent_text": "I agree",
+            "consent_version": DISCLOSURE_VERSION,
             "page_url": "https://clinic.example/a",
             "utm_source": "newsletter",
         },
+        headers=API_KEY,
     )
     assert response.status_code == 201, response.text
     with services.sessions() as session:
@@ -73,7 +73,9 @@ def test_bad_input_is_422_naming_each_field_and_stores_nothing(
     client: TestClient, services: Services
 ) -> None:
     response = client.post(
-        "/api/v1/signups", json=signup_data(email="nope", phone="12", first_name="")
+        "/api/v1/signups",
+        json=api_signup_data(email="nope", phone="12", first_name=""),
+        headers=API_KEY,
     )
     assert response.status_code == 422
     fields = {error["field"] for error in response.json()["errors"]}
@@ -95,13 +97,16 @@ def test_bad_input_is_422_naming_each_field_and_stores_nothing(
 def test_malformed_bodies_get_a_clear_error(
     client: TestClient, body: bytes, content_type: str, status: int, fragment: str
 ) -> None:
-    response = client.post("/api/v1/signups", content=body, headers={"content-type": content_type})
+    response = client.post(
+        "/api/v1/signups", content=body, headers={"content-type": content_type, **API_KEY}
+    )
     assert response.status_code == status
     assert fragment in response.text
 
 
 def test_lead_status_needs_the_api_key(client: TestClient) -> None:
-    lead_id = client.post("/api/v1/signups", json=signup_data()).json()["lead_id"]
+    created = client.post("/api/v1/signups", json=api_signup_data(), headers=API_KEY)
+    lead_id = created.json()["lead_id"]
     assert client.get(f"/api/v1/leads/{lead_id}").status_code == 401
     assert (
         client.get(
@@ -279,7 +284,9 @@ def test_sign_up_rate_limits_run_off_the_event_loop(
             return _real(value)
 
         monkeypatch.setattr(limiter, name, spy)
-    assert client.post("/api/v1/signups", json=signup_data()).status_code == 201
+    assert (
+        client.post("/api/v1/signups", json=api_signup_data(), headers=API_KEY).status_code == 201
+    )
     assert seen == [("check_ip", False), ("check_phone", False)]
 
 

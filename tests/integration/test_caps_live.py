@@ -16,6 +16,7 @@ from nurture.config.settings import Settings
 from nurture.db.models import Message, MessageStatus
 from nurture.runtime import build_services
 from tests.conftest import REPO
+from tests.support.api import DISCLOSURE_VERSION, INTEGRATION_API_KEY
 from tests.support.factories import plan_marketing_texts
 from tests.support.processes import wait_until
 from tests.support.stack import Stack
@@ -79,7 +80,9 @@ def test_four_workers_never_send_more_than_the_cap(
                 "timezone": "America/Boise",
                 "consent": {"sms_marketing": True},
                 "consent_text": "I agree to marketing texts.",
+                "consent_version": DISCLOSURE_VERSION,
             },
+            headers=INTEGRATION_API_KEY,
             timeout=10,
         )
         assert response.status_code == 201, response.text

@@ -28,6 +28,7 @@ from nurture.leads.intake import RequestEvidence, Signup, submit_signup
 from nurture.outbox import alerts
 from nurture.runtime import build_services
 from tests.conftest import REPO
+from tests.support.api import INTEGRATION_API_KEY
 from tests.support.smtp_server import Received, SmtpServer
 from tests.support.stack import Stack
 
@@ -82,6 +83,7 @@ def test_intake_refuses_a_name_that_carries_an_encoded_word(stack: Stack, pg_url
         response = httpx.post(
             f"{stack.public_url}/api/v1/signups",
             json={"first_name": shape, "email": "ann@example.com"},
+            headers=INTEGRATION_API_KEY,
             timeout=10,
         )
         assert response.status_code == 422, response.text

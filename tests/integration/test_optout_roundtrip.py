@@ -15,6 +15,7 @@ from nurture.consent import tokens
 from nurture.db import make_engine, make_sessionmaker
 from nurture.db.models import Message, MessageStatus, Purpose
 from tests.conftest import REPO
+from tests.support.api import DISCLOSURE_VERSION, INTEGRATION_API_KEY
 from tests.support.daytime import zone_where_it_is_daytime
 from tests.support.processes import wait_until
 from tests.support.smtp_server import SmtpServer
@@ -74,10 +75,12 @@ def test_stop_and_one_click_stop_everything_after_them(
                 "first_name": "Jo",
                 "email": "jo@example.com",
                 "phone": "+12085550188",
-                "timezone": zone_where_it_is_daytime(),
+                "chosen_timezone": zone_where_it_is_daytime(),
                 "consent": {"email_marketing": True, "sms_marketing": True, "sms_care": True},
                 "consent_text": "I agree.",
+                "consent_version": DISCLOSURE_VERSION,
             },
+            headers=INTEGRATION_API_KEY,
             timeout=10,
         )
         assert response.status_code == 201, response.text

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.db import make_engine, make_sessionmaker
 from nurture.db.models import Message, MessageStatus
+from tests.support.api import DISCLOSURE_VERSION, INTEGRATION_API_KEY
 from tests.support.daytime import zone_where_it_is_daytime
 from tests.support.events import LogMark
 from tests.support.processes import free_port, wait_until
@@ -68,11 +69,13 @@ def test_signup_is_delivered_once_by_email_and_sms(
                 "last_name": "Lee",
                 "email": "Dana.Lee@Example.com",
                 "phone": "(208) 555-0142",
-                "timezone": zone_where_it_is_daytime(),
+                "chosen_timezone": zone_where_it_is_daytime(),
                 "consent": {"email_marketing": True, "sms_marketing": True, "sms_care": True},
                 "consent_text": "I agree to texts and e-mail.",
+                "consent_version": DISCLOSURE_VERSION,
                 "source": {"page_url": "https://clinic.example/"},
             },
+            headers=INTEGRATION_API_KEY,
             timeout=10,
         )
         assert response.status_code == 201, response.text

@@ -32,6 +32,7 @@ from nurture.db.models import (
 )
 from nurture.runtime import Services, build_services
 from tests.conftest import REPO
+from tests.support.api import DISCLOSURE_VERSION, INTEGRATION_API_KEY
 from tests.support.daytime import zone_where_it_is_daytime
 from tests.support.events import LogMark
 from tests.support.factories import sign_up
@@ -94,7 +95,7 @@ def make_leads(services: Services, count: int, *, start: int = 0) -> list[uuid.U
             first_name=f"Lead{n}",
             email=f"lead{n}@example.com",
             phone=f"+1208555{n:04d}",
-            timezone=zone,
+            chosen_timezone=zone,
             consent={"sms_care": True, "sms_marketing": True},
         )
         for n in range(start, start + count)
@@ -365,16 +366,19 @@ def test_a_double_submitted_signup_is_one_lead_one_enrolment_one_welcome(
     body = {
         "first_name": "Twin",
         "email": "twin@example.com",
-        "timezone": zone_where_it_is_daytime(),
+        "chosen_timezone": zone_where_it_is_daytime(),
         "consent": {"email_marketing": True},
         "consent_text": "I agree.",
+        "consent_version": DISCLOSURE_VERSION,
     }
     start = threading.Barrier(8)
     results: list[int] = []
 
     def submit() -> None:
         start.wait()
-        response = httpx.post(f"{stack.public_url}/api/v1/signups", json=body, timeout=20)
+        response = httpx.post(
+            f"{stack.public_url}/api/v1/signups", json=body, headers=INTEGRATION_API_KEY, timeout=20
+        )
         results.append(response.status_code)
 
     threads = [threading.Thread(target=submit) for _ in range(8)]
