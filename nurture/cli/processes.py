@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from nurture.db.models import Channel
 
 from nurture.cli.base import cli, services_or_exit, settings_or_exit
+from nurture.cli.consent import record_disclosures, sync_disclosures
 
 
 @cli.group()
@@ -31,6 +33,7 @@ def db_upgrade() -> None:
     configure_logging(settings.log_level, settings.log_format)
     migrations.upgrade(settings.resolved_database_url)
     click.echo(f"database at revision {migrations.head_revision()}")
+    sync_disclosures(settings)
     sync_templates(settings, force=False, quiet=True)
 
 
@@ -75,6 +78,7 @@ def serve(host: str, port: int) -> None:
     settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
     services = services_or_exit(settings)
+    record_disclosures(services)  # refuses to serve disclosure wording edited in place
     uvicorn.run(
         create_app(services),
         host=host,
@@ -84,6 +88,23 @@ def serve(host: str, port: int) -> None:
         log_config=None,
         access_log=False,
     )
+
+
+PLACEHOLDER_CONSEQUENCES = {
+    "address": "marketing e-mail needs the clinic's real postal address (CAN-SPAM)",
+    "on_call_phone": "crisis pages go to this number",
+}
+
+
+def placeholder_warnings(fields: Sequence[str], *, smtp: bool) -> list[str]:
+    """One line per clinic.yaml field still marked a placeholder."""
+    lines = []
+    for name in fields:
+        line = f"clinic.yaml's {name} is a placeholder: {PLACEHOLDER_CONSEQUENCES[name]}"
+        if name == "address" and smtp:
+            line += "; marketing e-mail is held until it is real"
+        lines.append(line)
+    return lines
 
 
 @cli.command()
@@ -112,10 +133,13 @@ def prepare_run(host: str, port: int, concurrency: int, plan_path: Path) -> None
 
     settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
-    services_or_exit(settings).close()  # refuse to start on a broken config file
+    services = services_or_exit(settings)  # refuse to start on a broken config file
+    clinic = services.clinic
+    services.close()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     settings.secret()  # created once, before the children race to create it
     migrations.upgrade(settings.resolved_database_url)
+    sync_disclosures(settings)
     sync_templates(settings, force=False, quiet=True)
     worker = [
         sys.executable,
@@ -147,6 +171,8 @@ def prepare_run(host: str, port: int, concurrency: int, plan_path: Path) -> None
     if outbox is not None:
         click.echo(f"nurture: messages are written to {outbox}/")
     click.echo("nurture: Ctrl-C stops everything")
+    for line in placeholder_warnings(clinic.placeholders, smtp=settings.email_backend == "smtp"):
+        click.echo(f"nurture: warning: {line}", err=True)
     # One metrics directory for both children: the web's /metrics adds up the worker's counters.
     metrics_dir = (settings.var_dir / "metrics" / "run").resolve()
     metrics_dir.mkdir(parents=True, exist_ok=True)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator
 
 from nurture.config.yamlconf import load_model
+
+# The clinic.yaml fields that ship with example values and may be listed as placeholders.
+PLACEHOLDER_FIELDS = ("address", "on_call_phone")
 
 
 class Clinic(BaseModel):
@@ -34,6 +38,24 @@ class Clinic(BaseModel):
     timezone: str = "America/Boise"
     # How often a lead can expect texts; stated in the opt-in confirmation and HELP reply.
     sms_frequency: str = Field(default="up to 4 msgs/week", min_length=3, max_length=60)
+    # How long a consultation lasts: the end of the booking confirmation's calendar event.
+    consult_minutes: int = Field(default=60, ge=5, le=480)
+    # Fields still holding example values. While `address` is one, marketing e-mail is held
+    # wherever it would reach people (CAN-SPAM needs a real postal address, rule 17); `nurture
+    # run` names each one. Remove a field from the list once it is real.
+    placeholders: list[Literal["address", "on_call_phone"]] = Field(default_factory=list)
+
+    @field_validator("placeholders", mode="before")
+    @classmethod
+    def _placeholder_names(cls, value: object) -> object:
+        if isinstance(value, list):
+            unknown = [v for v in value if v not in PLACEHOLDER_FIELDS]
+            if unknown:
+                raise ValueError(
+                    f"placeholders may name {', '.join(PLACEHOLDER_FIELDS)}, not "
+                    f"{', '.join(repr(v) for v in unknown)}"
+                )
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -72,21 +94,19 @@ def load_clinic(config_dir: Path) -> Clinic:
 
 
 class Disclosures(BaseModel):
-    """The consent wording shown beside each checkbox of the sign-up form.
+    """One version of the consent wording shown beside each checkbox of the sign-up form.
 
-    What is shown is what is stored with each consent event, so bump ``version`` with every
-    change of wording.
+    Each ticked box's own wording is stored with its consent event, and every version is kept
+    (nurture.consent.disclosures): new wording needs a new ``version``, and a process refuses
+    to start when the file's wording differs from what is on record for its version.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: str = Field(min_length=1, max_length=64)
+    version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     email_marketing: str = Field(min_length=20)
     sms_marketing: str = Field(min_length=20)
     sms_care: str = Field(min_length=20)
-
-    def text_for(self, checkboxes: list[str]) -> str:
-        return "\n\n".join(getattr(self, name) for name in checkboxes)
 
 
 def load_disclosures(config_dir: Path) -> Disclosures:

@@ -166,6 +166,29 @@ class ContentRules(BaseModel):
         return _patterns(values)
 
 
+class ReassignedNumbers(BaseModel):
+    """Compliance rule 12: before texting on an old consent, ask the FCC Reassigned Numbers
+    Database (through Twilio Lookup) whether the number changed hands since it was given."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A text on an SMS consent older than this asks first (the FCC's example is 90 days).
+    check_after: Annotated[timedelta, BeforeValidator(_duration)] = timedelta(days=90)
+    # How long an answer stands for the same number and consent date. A "no" holds for at
+    # least about 10 days: a carrier ages a disconnected number 45 days before giving it to
+    # someone else, and the database learns of a disconnect up to ~35 days late.
+    cache_for: Annotated[timedelta, BeforeValidator(_duration)] = timedelta(days=7)
+    # A lookup that failed (timeout, 5xx): the text waits this long and asks again.
+    retry_after: Annotated[timedelta, BeforeValidator(_duration)] = timedelta(minutes=15)
+
+    @field_validator("check_after", "cache_for", "retry_after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta():
+            raise ValueError("must be more than 0, e.g. 90d, 7d or 15m")
+        return value
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -176,6 +199,7 @@ class Policy(BaseModel):
     keywords: Keywords
     signups: SignupLimits
     content: ContentRules = Field(default_factory=ContentRules)
+    reassigned_numbers: ReassignedNumbers = Field(default_factory=ReassignedNumbers)
 
     @field_validator("states")
     @classmethod

@@ -59,6 +59,13 @@ Verdict = Proceed | Skip | Defer
 
 # How often a row held after crisis words looks again whether staff have lifted the hold.
 CRISIS_RECHECK = timedelta(hours=1)
+# How often a marketing e-mail held for a placeholder postal address looks again (the address
+# is read at start-up: it goes at the first look after a restart with the real one).
+ADDRESS_RECHECK = timedelta(hours=1)
+PLACEHOLDER_ADDRESS = (
+    "held: clinic.yaml's postal address is a placeholder, and marketing e-mail must carry a "
+    "real one (CAN-SPAM); set the address, remove it from placeholders and restart"
+)
 PENDING_OPTIN = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING)
 
 
@@ -116,9 +123,12 @@ def check(
     now: datetime,
     catalog: Catalog | None = None,
     facts: Facts | None = None,
+    placeholder_address: bool = False,
 ) -> Verdict:
     """Whether the message may go now, must wait, or must never go. ``facts`` are what
-    :func:`read_facts` read for a batch the message is in; without them they are read now."""
+    :func:`read_facts` read for a batch the message is in; without them they are read now.
+    ``placeholder_address``: the clinic's postal address is still an example and e-mail
+    reaches real inboxes, so marketing e-mail waits (compliance rule 17)."""
     if message.purpose is Purpose.ALERT:
         # Staff alerts about a crisis go at once: no consent (they are not to the lead), no pause.
         return Proceed() if message.recipient else Skip("an alert without a recipient")
@@ -133,6 +143,12 @@ def check(
         # Back to the schedule with its own due time: the claim leaves paused rows alone, and
         # resuming can tell which became overdue while paused.
         return Defer(message.due_at, f"paused ({pause.scope.value}): {pause.reason}")
+    if (
+        placeholder_address
+        and message.channel is Channel.EMAIL
+        and message.purpose is Purpose.MARKETING
+    ):
+        return Defer(now + ADDRESS_RECHECK, PLACEHOLDER_ADDRESS)
     if lead.crisis_hold_at is not None and message.enrollment_id is not None:
         # Compliance rule 26: after crisis words no nurture send of any purpose goes until a
         # person has spoken to them. Held, not skipped: a consult reminder may still matter
@@ -178,7 +194,9 @@ def step_verdict(step: Step, lead: Lead, clinic_zone: ZoneInfo) -> Skip | None:
 
 def condition_variables(lead: Lead, clinic_zone: ZoneInfo) -> dict[str, Any]:
     """What a ``when:`` expression sees: the lead and their consult, as plain values."""
-    zone = windows.lead_zone(lead.timezone, clinic_zone, lead.postal_code, lead.phone)
+    zone = windows.lead_zone(
+        lead.timezone, clinic_zone, lead.postal_code, lead.phone, lead.browser_timezone
+    )
     return {
         "lead": LeadView(
             first_name=lead.first_name,
@@ -290,7 +308,9 @@ def _timing(
     if schedule.capped:
         since = now - schedule.cap_lookback
         sent = recent_sends(session, lead, message.channel, message.purpose, since=since)
-    zones = windows.resolve_zones(lead.timezone, lead.postal_code, lead.phone, clinic_zone)
+    zones = windows.resolve_zones(
+        lead.timezone, lead.postal_code, lead.phone, clinic_zone, lead.browser_timezone
+    )
     return timing(
         now, schedule=schedule, zones=zones, recent_sends=sent, not_after=message.not_after
     )

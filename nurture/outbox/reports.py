@@ -254,15 +254,18 @@ def _apply(
         return
     reason = f"provider status {status}" + (f", error {error_code}" if error_code else "")
     target, values = final, {}
-    if (
-        final is not MessageStatus.DELIVERED
-        and classify(error_code) is ErrorClass.RETRY
-        and message.attempts < path.max_attempts
-    ):
-        # Twilio could not deliver it and says trying again may work: the same row goes back
-        # to the schedule (never a Celery countdown).
-        target = MessageStatus.SCHEDULED
-        values["due_at"] = now + retry_delay(message.attempts, base=path.retry_base)
+    if final is not MessageStatus.DELIVERED and message.attempts < path.max_attempts:
+        # Twilio could not deliver it and says trying again may work (or the handset was off,
+        # short of the third time in a row): the same row goes back to the schedule (never a
+        # Celery countdown).
+        base = None
+        if classify(error_code) is ErrorClass.RETRY:
+            base = path.retry_base
+        elif provider_errors.retry_handset(session, message, error_code):
+            base = max(path.retry_base, provider_errors.HANDSET_RETRY_BASE)
+        if base is not None:
+            target = MessageStatus.SCHEDULED
+            values["due_at"] = now + retry_delay(message.attempts, base=base)
     moved = _move(
         session,
         message,

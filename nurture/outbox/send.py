@@ -6,8 +6,10 @@ alone had; what the batch shares is the transactions and the waiting:
 1. **look** (one short transaction): the row must still be `queued`; its gates (consent, quiet
    hours, caps, pauses, the step's rules) and its template version are read. A row the gates
    hold back is settled here, skipped or back to the schedule.
-2. its **turn** in the sender's throttle (texts; Redis, no transaction), then **render**, outside
-   any transaction (a template may take its whole render budget).
+2. texts on an old consent **ask** whether the number changed hands (compliance rule 12,
+   :mod:`nurture.outbox.reassigned`; a network call, no transaction); then their **turn** in the
+   sender's throttle (Redis, no transaction), then **render**, outside any transaction (a
+   template may take its whole render budget).
 3. **take** (one transaction): the caps again under the lead's lock (taken in one order, so two
    batches cannot deadlock), then the conditional UPDATE `queued → sending` with what the row
    will say, committed before any provider sees anything. A second delivery of the same task,
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,8 +41,16 @@ from nurture.content.compose import RenderedContent
 from nurture.content.rendering import RenderContext, RenderError
 from nurture.content.template_store import TemplateNotFoundError, TemplateRecord
 from nurture.db import audit
-from nurture.db.models import Channel, Lead, Message, MessageStatus, Purpose
-from nurture.outbox import gates, provider_calls, provider_errors, reports, settle, states
+from nurture.db.models import Channel, Lead, Message, MessageStatus, Purpose, ReassignedAnswer
+from nurture.outbox import (
+    gates,
+    provider_calls,
+    provider_errors,
+    reassigned,
+    reports,
+    settle,
+    states,
+)
 from nurture.outbox.provider_calls import Answer, Outgoing, unsubscribe_headers
 from nurture.outbox.retry import retry_delay
 from nurture.outbox.send_path import SendPath
@@ -48,11 +58,13 @@ from nurture.outbox.settle import QUEUED, Settled
 from nurture.outbox.states import MESSAGES
 from nurture.outbox.throttle import SenderThrottle, Slot
 from nurture.transports import (
+    Attachment,
     DeliveryOutcomeUnknownError,
     OutgoingEmail,
     OutgoingSms,
     PermanentDeliveryError,
     TransientDeliveryError,
+    calendar_invite,
 )
 
 log = logging.getLogger(__name__)
@@ -72,6 +84,8 @@ class _Looked:
     message: Message
     lead: Lead
     record: TemplateRecord
+    question: reassigned.Question | None = None  # to ask before it goes (rule 12)
+    finding: reassigned.Finding | None = None  # what asking said: recorded when it is taken
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,9 @@ class _Draft:
     rendered: RenderedContent | None = None
     problem: str | None = None  # the render error: the row fails, for this template
     turn: Slot | None = None  # a text whose slot is still to come: back to the schedule
+    held: gates.Skip | gates.Defer | None = None  # the number check stops it (rule 12)
+    finding: reassigned.Finding | None = None
+    invite: bool = False  # the template asks for the consultation's calendar file
 
 
 @dataclass(frozen=True)
@@ -104,7 +121,8 @@ def send_batch(session: Session, message_ids: Sequence[int], path: SendPath) -> 
     outcomes: Outcomes = dict.fromkeys(message_ids)
     now = clock.utcnow()
     looked = _look(session, message_ids, path, now=now, outcomes=outcomes)
-    drafts = [_render(one, path) for one in _take_turns(looked, path)]
+    checked = _ask_about_numbers(looked, path, now=now)
+    drafts = [_render(one, path) for one in _take_turns(checked, path)]
     taken = _take(session, drafts, path, now=now, outcomes=outcomes)
     if taken:
         answers = provider_calls.call_all(path, [one.outgoing for one in taken])
@@ -130,6 +148,11 @@ def _look(
     looked: list[_Looked] = []
     settled: list[Settled | None] = []
     facts = gates.read_facts(session, messages)
+    known = reassigned.questions(
+        session, messages, leads, sms=path.sms, policy=path.policy, now=now
+    )
+    # CAN-SPAM: no marketing e-mail with an example postal address where it would reach people.
+    placeholder_address = path.email.reaches_inboxes and "address" in path.clinic.placeholders
     for message in messages:
         lead = leads[message.lead_id]
         verdict = gates.check(
@@ -141,9 +164,17 @@ def _look(
             now=now,
             catalog=path.catalog,
             facts=facts,
+            placeholder_address=placeholder_address,
         )
         if not isinstance(verdict, gates.Proceed):
             settled.append(_hold(session, message, verdict, now=now, outcomes=outcomes))
+            continue
+        check = known.get(message.id)
+        if check is not None and check.cached is ReassignedAnswer.YES:
+            # Answered before, and the consent is still here (a batch that raced this one).
+            settled.append(
+                _reassigned(session, message, check.question, now=now, outcomes=outcomes)
+            )
             continue
         key = (message.channel, message.template_key)
         if key not in records:
@@ -155,22 +186,61 @@ def _look(
         if isinstance(record, TemplateNotFoundError):
             settled.append(_fail_template(session, message, str(record), now, outcomes))
             continue
-        looked.append(_Looked(message, lead, record))
+        # Still to ask, unless the cache answered "no" or "no data" (the text goes).
+        ask = check.question if check is not None and check.cached is None else None
+        looked.append(_Looked(message, lead, record, question=ask))
     session.commit()
     settle.announce(settled)
     return looked
 
 
-def _take_turns(looked: list[_Looked], path: SendPath) -> list[_Looked | _Draft]:
+def _ask_about_numbers(
+    looked: list[_Looked], path: SendPath, *, now: datetime
+) -> list[_Looked | _Draft]:
+    """Texts on an old consent ask whether the number changed hands (no transaction open):
+    "yes" and a lookup that failed stop the text here; "no" and "no data" go on."""
+    asking = [one for one in looked if one.question is not None]
+    if not asking:
+        return list(looked)
+    questions = [one.question for one in asking if one.question is not None]
+    findings = dict(
+        zip(
+            (one.message.id for one in asking),
+            reassigned.ask_all(path.sms, questions, parallel=path.parallel_calls),
+            strict=True,
+        )
+    )
+    checked: list[_Looked | _Draft] = []
+    for one in looked:
+        finding = findings.get(one.message.id)
+        if finding is None:
+            checked.append(one)
+        elif finding.answer is None:
+            retry = path.policy.reassigned_numbers.retry_after
+            reason = f"the reassigned-numbers check failed, asking again: {finding.problem}"
+            later = gates.Defer(now + retry, reason)
+            checked.append(_Draft(one.message, one.lead, held=later))
+        elif finding.answer is ReassignedAnswer.YES:
+            never = gates.Skip(reassigned.SKIP_REASON)
+            checked.append(_Draft(one.message, one.lead, held=never, finding=finding))
+        else:
+            checked.append(replace(one, finding=finding))
+    return checked
+
+
+def _take_turns(looked: list[_Looked | _Draft], path: SendPath) -> list[_Looked | _Draft]:
     """Texts take their slot in the sender's throttle (Redis, outside any transaction)."""
     if path.throttle is None:
         return list(looked)
     turns: list[_Looked | _Draft] = []
     for one in looked:
         turn = None
-        if one.message.channel is Channel.SMS:
+        if isinstance(one, _Looked) and one.message.channel is Channel.SMS:
             turn = _wait_for_turn(one.message, path.throttle, path.sms_sender)
-        turns.append(one if turn is None else _Draft(one.message, one.lead, turn=turn))
+        if turn is None:
+            turns.append(one)
+        else:
+            turns.append(_Draft(one.message, one.lead, turn=turn, finding=one.finding))
     return turns
 
 
@@ -182,8 +252,15 @@ def _render(one: _Looked | _Draft, path: SendPath) -> _Draft:
     try:
         rendered = path.writer.render_record(one.record, context)
     except RenderError as error:
-        return _Draft(message, lead, problem=str(error))
-    return _Draft(message, lead, context=context, rendered=rendered)
+        return _Draft(message, lead, problem=str(error), finding=one.finding)
+    return _Draft(
+        message,
+        lead,
+        context=context,
+        rendered=rendered,
+        finding=one.finding,
+        invite=calendar_invite.declares_invite(one.record.source),
+    )
 
 
 def _take(
@@ -196,8 +273,17 @@ def _take(
     _lock_capped_leads(session, drafts, path)
     taken: list[_Taken] = []
     settled: list[Settled | None] = []
+    # What the Reassigned Numbers Database said is kept whatever becomes of each row.
+    reassigned.record(session, [d.finding for d in drafts if d.finding is not None], now=now)
     for draft in drafts:
         message, lead = draft.message, draft.lead
+        if draft.finding is not None and draft.finding.answer is ReassignedAnswer.YES:
+            question = draft.finding.question
+            settled.append(_reassigned(session, message, question, now=now, outcomes=outcomes))
+            continue
+        if draft.held is not None:
+            settled.append(_hold(session, message, draft.held, now=now, outcomes=outcomes))
+            continue
         if draft.turn is not None:
             settled.append(_wait_turn(session, message, draft.turn, path, now, outcomes))
             continue
@@ -231,7 +317,9 @@ def _take(
         outcomes[message.id] = MessageStatus.SENDING
         # What the row now says, without marking the object dirty (no UPDATE at a flush).
         set_committed_value(message, "attempts", message.attempts + 1)
-        outgoing = _outgoing(message, lead, rendered, draft.context.links.unsubscribe, path)
+        outgoing = _outgoing(
+            message, lead, rendered, draft.context.links.unsubscribe, path, invite=draft.invite
+        )
         taken.append(_Taken(message, outgoing))
     # `sending` is committed before the provider sees anything: after a crash from here on the
     # rows are `sending`, which the reaper turns into `unknown`, never into a second message.
@@ -259,7 +347,13 @@ def _lock_capped_leads(session: Session, drafts: list[_Draft], path: SendPath) -
 
 
 def _outgoing(
-    message: Message, lead: Lead, rendered: RenderedContent, unsubscribe: str, path: SendPath
+    message: Message,
+    lead: Lead,
+    rendered: RenderedContent,
+    unsubscribe: str,
+    path: SendPath,
+    *,
+    invite: bool = False,
 ) -> Outgoing:
     if message.channel is Channel.EMAIL:
         to = message.recipient or lead.email
@@ -277,6 +371,7 @@ def _outgoing(
             html=rendered.html,
             reference=str(message.id),
             headers=headers,
+            attachments=_consult_invite(lead, path) if invite else (),
         )
     to = message.recipient or lead.phone  # a staff alert goes to its recipient
     assert to is not None
@@ -287,6 +382,26 @@ def _outgoing(
         # Its reports name this message and attempt, even one that beats the answer.
         status_query=reports.callback_query(message.id, message.attempts),
     )
+
+
+def _consult_invite(lead: Lead, path: SendPath) -> tuple[Attachment, ...]:
+    """The consultation as a calendar file (none while its time is not known). Clinic facts
+    only: the short name (no drug or diagnosis word), the address, the phone."""
+    if lead.consult_at is None:
+        return ()
+    clinic = path.clinic
+    domain = str(clinic.email).rpartition("@")[2]
+    appointment = calendar_invite.Appointment(
+        uid=f"consult-{lead.id}@{domain}",  # one event per lead: a new time moves it
+        sequence=lead.consult_version,  # bumped whenever the time changes
+        start=lead.consult_at,
+        end=lead.consult_at + timedelta(minutes=clinic.consult_minutes),
+        stamp=clock.utcnow(),
+        summary=f"Consultation at {clinic.sms_program_name}",
+        location=clinic.address,
+        description=f"To change the time, call {clinic.phone} or reply to the e-mail.",
+    )
+    return (calendar_invite.invite(appointment),)
 
 
 def _settle_all(
@@ -417,6 +532,24 @@ def _hold(
         session, message, status, now=now, expected=QUEUED, reason=verdict.reason, **values
     )
     outcomes[message.id] = status if done is not None else None
+    return done
+
+
+def _reassigned(
+    session: Session,
+    message: Message,
+    question: reassigned.Question,
+    *,
+    now: datetime,
+    outcomes: Outcomes,
+) -> Settled | None:
+    """The number changed hands: this text is skipped, then the SMS consent is revoked (which
+    cancels the lead's other pending texts)."""
+    done = _hold(session, message, gates.Skip(reassigned.SKIP_REASON), now=now, outcomes=outcomes)
+    if done is not None:
+        reassigned.revoke(
+            session, message.lead_id, question.consent_date, message_id=message.id, now=now
+        )
     return done
 
 

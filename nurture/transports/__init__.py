@@ -9,8 +9,19 @@ message may have left: :class:`TransientDeliveryError` (it did not; try later),
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from datetime import date, datetime
+from typing import Literal, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with an e-mail. Everything in it is ours (never lead text in a header): the
+    file name, the media type and its parameters are fixed strings in the code that makes it."""
+
+    filename: str  # plain ASCII, e.g. "consultation.ics"
+    media_type: str  # "text/calendar"
+    data: bytes
+    params: dict[str, str] = field(default_factory=dict)  # e.g. {"method": "PUBLISH"}
 
 
 @dataclass(frozen=True)
@@ -21,6 +32,7 @@ class OutgoingEmail:
     html: str
     reference: str  # our message id, for file names and logs
     headers: dict[str, str] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,11 @@ class DeliveryOutcomeUnknownError(DeliveryError):
 class EmailTransport(Protocol):
     """Safe to call from several threads at once: a batch sends its e-mails side by side."""
 
+    # True when what it sends reaches people's inboxes (SMTP); the embedded outbox only writes
+    # files. A marketing e-mail while clinic.yaml's postal address is a placeholder is held
+    # only where it would reach someone (CAN-SPAM, compliance rule 17).
+    reaches_inboxes: bool
+
     def send(self, email: OutgoingEmail) -> str:
         """Send one e-mail; return the provider's id for it."""
         ...
@@ -83,4 +100,19 @@ class SmsTransport(Protocol):
 
     def close(self) -> None:
         """Let go of connections; the transport may be used again afterwards."""
+        ...
+
+
+# What the FCC Reassigned Numbers Database says of a number since a date (compliance rule 12).
+Reassigned = Literal["yes", "no", "no_data"]
+
+
+@runtime_checkable
+class ReassignedLookup(Protocol):
+    """An SMS transport that can ask whether a number changed hands (Twilio Lookup v2)."""
+
+    def reassigned_since(self, number: str, since: date) -> Reassigned:
+        """ "yes": the number was permanently disconnected on or after ``since`` (the consent
+        date), so someone else may have it now; "no": it was not; "no_data": the database
+        cannot tell. Raises LookupError when it could not be asked (a timeout, a 5xx)."""
         ...

@@ -37,6 +37,8 @@ def _stem(reference: str) -> str:
 
 
 class OutboxEmailTransport:
+    reaches_inboxes = False  # files in var/outbox/ reach no one
+
     def __init__(self, directory: Path, *, sender: str, reply_to: str | None) -> None:
         self.directory = directory / "email"
         self.sender = sender
@@ -57,6 +59,10 @@ class OutboxEmailTransport:
 
 
 class OutboxSmsTransport:
+    """Files, not texts: it has no Reassigned Numbers Database to ask (it is no
+    ``ReassignedLookup``), so the send path asks nothing for it, as if the answer were "no
+    data"."""
+
     def __init__(self, directory: Path, *, sender: str) -> None:
         self.directory = directory / "sms"
         self.sender = sender

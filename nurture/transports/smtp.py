@@ -63,6 +63,8 @@ class SmtpTransport:
     conversation cannot be shared. A connection the server closed is replaced once, before the
     message counts as failed."""
 
+    reaches_inboxes = True
+
     def __init__(
         self,
         endpoint: SmtpEndpoint,

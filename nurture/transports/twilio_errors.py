@@ -9,6 +9,9 @@ class ErrorClass(StrEnum):
     RETRY = "retry"  # transient: back to scheduled with capped exponential backoff
     OPTED_OUT = "opted_out"  # the carrier or Twilio holds a STOP: revoke SMS consent
     UNREACHABLE = "unreachable"  # the number cannot receive texts: stop texting it
+    # The handset is off or out of coverage: tried again later; only the third in a row to the
+    # same number makes it unreachable (compliance rule 14).
+    HANDSET_OFF = "handset_off"
     HALT = "halt"  # our content or sender is at fault: stop and alert staff
     FAIL = "fail"  # this message failed; nothing to learn about the number
 
@@ -18,7 +21,7 @@ TWILIO_ERRORS: dict[int, ErrorClass] = {
     21211: ErrorClass.UNREACHABLE,  # invalid 'To' number
     21614: ErrorClass.UNREACHABLE,  # 'To' is not a mobile number
     21635: ErrorClass.UNREACHABLE,  # landline
-    30003: ErrorClass.UNREACHABLE,  # unreachable handset
+    30003: ErrorClass.HANDSET_OFF,  # unreachable handset (off, out of coverage): 2-3 tries
     30004: ErrorClass.UNREACHABLE,  # message blocked
     30005: ErrorClass.UNREACHABLE,  # unknown destination handset
     30006: ErrorClass.UNREACHABLE,  # landline or unreachable carrier

@@ -1,13 +1,15 @@
-"""Texts through the official Twilio SDK.
+"""Texts through the official Twilio SDK, and the Reassigned Numbers check (Lookup v2).
 
-``NURTURE_TWILIO_API_URL`` moves the API host (tests use a local stand-in); every message asks
-for status callbacks (at a URL naming its message and attempt) and carries a ValidityPeriod so
-that one stuck in Twilio's queue expires instead of arriving hours late.
+``NURTURE_TWILIO_API_URL`` moves the API host (tests use a local stand-in, which also serves
+Lookup; left at its default, Lookup keeps its own host); every message asks for status
+callbacks (at a URL naming its message and attempt) and carries a ValidityPeriod so that one
+stuck in Twilio's queue expires instead of arriving hours late.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import date, datetime
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -20,11 +22,22 @@ from nurture.transports import (
     DeliveryOutcomeUnknownError,
     OutgoingSms,
     PermanentDeliveryError,
+    Reassigned,
     TransientDeliveryError,
 )
 from nurture.transports.twilio_errors import ErrorClass, classify
 
+log = logging.getLogger(__name__)
+
 POOL_SIZE = 16  # connections kept open to the API; at least a batch's parallel sends
+DEFAULT_API_URL = "https://api.twilio.com"
+# Lookup v2's `reassigned_number.is_number_reassigned` (twilio.com/docs/lookup/v2-api/
+# reassigned-number); anything else means the database could not be asked.
+REASSIGNED_ANSWERS: dict[str, Reassigned] = {
+    "yes": "yes",
+    "no": "no",
+    "no_data_available": "no_data",
+}
 
 
 class TwilioSmsTransport:
@@ -46,8 +59,11 @@ class TwilioSmsTransport:
             for prefix in ("https://", "http://"):
                 http_client.session.mount(prefix, HTTPAdapter(pool_maxsize=POOL_SIZE))
         self.client = Client(account_sid, auth_token, http_client=http_client)
-        # The SDK has no host setting; the api domain's base URL is the one place to move it.
+        # The SDK has no host setting; each domain's base URL is the one place to move it. A
+        # moved API host (a stand-in, a proxy) answers Lookup too; Twilio's own keeps its own.
         self.client.api.base_url = api_url
+        if api_url.rstrip("/") != DEFAULT_API_URL:
+            self.client.lookups.base_url = api_url
         self.from_number = from_number
         self.messaging_service_sid = messaging_service_sid
         self.status_callback = status_callback
@@ -100,6 +116,25 @@ class TwilioSmsTransport:
         except (TwilioRestException, requests.RequestException) as error:
             raise LookupError(f"Twilio could not be asked: {error}") from None
 
+    def reassigned_since(self, number: str, since: date) -> Reassigned:
+        """Lookup v2 ``Fields=reassigned_number`` with ``LastVerifiedDate`` = ``since``
+        (YYYYMMDD): whether the number was permanently disconnected since then. LookupError
+        when Twilio could not be asked or did not say (the caller waits and asks again)."""
+        try:
+            found = self.client.lookups.v2.phone_numbers(number).fetch(
+                fields="reassigned_number", last_verified_date=since.strftime("%Y%m%d")
+            )
+        except (TwilioRestException, requests.RequestException) as error:
+            raise LookupError(f"Twilio Lookup could not be asked: {error}") from None
+        package = found.reassigned_number
+        said = package.get("is_number_reassigned") if isinstance(package, dict) else None
+        answer = REASSIGNED_ANSWERS.get(said) if isinstance(said, str) else None
+        if answer is None:
+            code = package.get("error_code") if isinstance(package, dict) else None
+            log.warning("Twilio Lookup gave no reassigned-number answer (error %s)", code)
+            raise LookupError(f"Twilio Lookup gave no reassigned-number answer (error {code})")
+        return answer
+
 
 def _find_sent_impl(client: Client, *, to: str, body: str, since: datetime) -> str | None:
     for message in client.messages.list(to=to, date_sent_after=since, limit=50):
@@ -120,6 +155,8 @@ def _twilio_error(error: TwilioRestException) -> Exception:
     code = error.code if isinstance(error.code, int) else None
     reason = f"Twilio {error.status} {code or ''}: {error.msg}".replace("  ", " ")
     label = str(code) if code is not None else f"http-{error.status}"
-    if classify(code, error.status) is ErrorClass.RETRY:
+    # A 30003 is reported in status callbacks (the carrier's word on delivery); should the API
+    # answer one, the handset may be back later: tried again with backoff, like a 30008.
+    if classify(code, error.status) in {ErrorClass.RETRY, ErrorClass.HANDSET_OFF}:
         return TransientDeliveryError(reason, code=label)
     return PermanentDeliveryError(reason, code=label)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -203,7 +204,6 @@ def test_a_template_error_fails_that_message_and_the_worker_goes_on(
     make_settings: SettingsFactory, tmp_path: object
 ) -> None:
     import shutil
-    from pathlib import Path
 
     from tests.conftest import REPO
 
@@ -227,6 +227,7 @@ def test_a_template_error_fails_that_message_and_the_worker_goes_on(
 def test_smtp_refusal_4xx_is_retried_later_and_5xx_fails(
     make_settings: SettingsFactory, smtp_server: SmtpServer
 ) -> None:
+    # The tests' clinic has a real postal address: marketing e-mail goes over SMTP (rule 17).
     services = build_services(make_settings(email_backend="smtp", smtp_url=smtp_server.url))
     try:
         with freeze_time(START) as frozen:

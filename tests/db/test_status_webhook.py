@@ -159,7 +159,8 @@ def test_21610_revokes_sms_consent_as_a_provider_opt_out(
         assert {s.value for s in sources} == {"provider_opt_out"}
 
 
-@pytest.mark.parametrize("code", ["21211", "21614", "30003", "30004", "30005", "30006"])
+# 30003 (unreachable handset) is retried first: tests/db/test_handset_unreachable.py (rule 14).
+@pytest.mark.parametrize("code", ["21211", "21614", "30004", "30005", "30006"])
 def test_unreachable_numbers_are_not_texted_again(
     client: TestClient, services: Services, sent_sms: Message, code: str
 ) -> None:
@@ -225,7 +226,7 @@ def unreachable(services: Services, lead_id: uuid.UUID) -> bool:
 @pytest.mark.parametrize(
     ("status", "code", "ends"),
     [
-        ("undelivered", "30003", MessageStatus.UNDELIVERED),
+        ("undelivered", "30006", MessageStatus.UNDELIVERED),
         ("undelivered", "30005", MessageStatus.UNDELIVERED),
         ("delivered", None, MessageStatus.DELIVERED),
     ],
@@ -269,7 +270,7 @@ def test_a_report_that_beats_the_send_answer_lands_when_the_send_settles(
 def test_an_early_report_from_a_callback_url_without_its_message_is_claimed_by_its_sid(
     client: TestClient, services: Services, provider: ReportsFirst
 ) -> None:
-    provider.meanwhile = lambda sid, sms: callback(client, sid, "undelivered", "30003")
+    provider.meanwhile = lambda sid, sms: callback(client, sid, "undelivered", "30005")
     lead_id = sign_up(services)
     claim_and_send_all(services)
     row = sms_of(services, lead_id)

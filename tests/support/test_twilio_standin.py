@@ -579,3 +579,73 @@ def test_report_before_answer_still_answers_the_create_call_when_the_app_is_unre
     [early] = standin.early_reports
     assert early.sid == message.sid
     assert early.http_status is None and early.problem
+
+
+# --- Lookup v2: the Reassigned Number package ------------------------------------------------
+
+
+def lookup_client(standin: TwilioStandIn, *, timeout: float | None = None) -> Client:
+    """An SDK client whose Lookup domain is pointed at the stand-in, as the app points it."""
+    client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=TwilioHttpClient(timeout=timeout))
+    client.lookups.base_url = standin.url
+    return client
+
+
+def test_lookup_answers_the_reassigned_number_package_the_sdk_parses(
+    standin: TwilioStandIn,
+) -> None:
+    standin.reassigned(LEAD, "yes")
+    client = lookup_client(standin)
+    found = client.lookups.v2.phone_numbers(LEAD).fetch(
+        fields="reassigned_number", last_verified_date="20250601"
+    )
+    assert found.phone_number == LEAD
+    assert found.reassigned_number == {
+        "last_verified_date": "20250601",
+        "is_number_reassigned": "yes",
+        "error_code": None,
+    }
+    other = client.lookups.v2.phone_numbers(OTHER_LEAD).fetch(
+        fields="reassigned_number", last_verified_date="20250601"
+    )
+    assert other.reassigned_number["is_number_reassigned"] == "no"  # the default
+    plain = client.lookups.v2.phone_numbers(OTHER_LEAD).fetch()
+    assert plain.reassigned_number is None  # not asked for, not answered
+    [first, second, third] = standin.lookups
+    assert (first.number, first.fields, first.last_verified_date, first.status) == (
+        LEAD,
+        "reassigned_number",
+        "20250601",
+        200,
+    )
+    assert (second.number, third.fields) == (OTHER_LEAD, None)
+
+
+def test_lookup_refuses_bad_auth_and_a_missing_date_and_fails_when_scripted(
+    standin: TwilioStandIn,
+) -> None:
+    wrong = Client(ACCOUNT_SID, "wrong-token", http_client=TwilioHttpClient())
+    wrong.lookups.base_url = standin.url
+    with pytest.raises(TwilioRestException) as refused:
+        wrong.lookups.v2.phone_numbers(LEAD).fetch(fields="reassigned_number")
+    assert (refused.value.status, refused.value.code) == (401, 20003)
+    client = lookup_client(standin)
+    with pytest.raises(TwilioRestException) as undated:
+        client.lookups.v2.phone_numbers(LEAD).fetch(fields="reassigned_number")
+    assert undated.value.status == 400
+    standin.fail_lookups(503, None, times=1)
+    with pytest.raises(TwilioRestException) as unavailable:
+        client.lookups.v2.phone_numbers(LEAD).fetch(
+            fields="reassigned_number", last_verified_date="20250601"
+        )
+    assert unavailable.value.status == 503
+    assert [r.status for r in standin.lookups] == [401, 400, 503]
+
+
+def test_a_slow_lookup_surfaces_as_a_requests_timeout(standin: TwilioStandIn) -> None:
+    standin.delay_lookups(1.0)
+    client = lookup_client(standin, timeout=0.2)
+    with pytest.raises(requests.Timeout):
+        client.lookups.v2.phone_numbers(LEAD).fetch(
+            fields="reassigned_number", last_verified_date="20250601"
+        )

@@ -17,6 +17,15 @@ What it does:
   send whose answer never came was in fact accepted).
 * Scripted failures (``fail_next``, ``fail_for``) and slowness (``delay``) for error and
   timeout handling tests.
+* ``GET /v2/PhoneNumbers/{Number}?Fields=reassigned_number&LastVerifiedDate=YYYYMMDD``: Lookup
+  v2's Reassigned Number package (the FCC Reassigned Numbers Database), answering the
+  documented PhoneNumber resource with ``reassigned_number {last_verified_date,
+  is_number_reassigned: "yes" | "no" | "no_data_available", error_code}``; ``"no"`` unless a
+  test scripted the number (``reassigned``); failures and slowness with ``fail_lookups`` /
+  ``delay_lookups``; every request is kept (``lookups``). Point ``client.lookups.base_url``
+  here too. Not confirmed in Twilio's docs, so simplified: how Twilio answers a missing or
+  malformed ``LastVerifiedDate`` (here a 400 naming it) and the format it echoes the date back
+  in (here as sent).
 * Status callbacks signed exactly as Twilio signs them (``send_status_callback``), also sent
   before the create call that made the message answers (``report_before_answer``: Twilio's
   callbacks race its API answer), and signed inbound-webhook headers (``signed_inbound``).
@@ -42,18 +51,20 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from twilio.request_validator import RequestValidator
 
 API_VERSION = "2010-04-01"
 _PREFIX = f"/{API_VERSION}/Accounts/"
+_LOOKUP_PREFIX = "/v2/PhoneNumbers/"
 _DEFAULT_PAGE_SIZE = 50  # Twilio's default
 _MAX_PAGE_SIZE = 1000  # Twilio's maximum
 _MAX_VALIDITY_PERIOD = 36_000  # seconds; Twilio rejects more (error 90007)
@@ -114,6 +125,17 @@ class EarlyReport:
 
 
 @dataclass(frozen=True)
+class LookupRequest:
+    """A Lookup v2 request the stand-in answered (whatever it answered)."""
+
+    number: str  # as the path named it, e.g. "+12085550123"
+    fields: str | None
+    last_verified_date: str | None
+    status: int  # the HTTP status answered
+    received_at: datetime  # aware, UTC
+
+
+@dataclass(frozen=True)
 class _Failure:
     status: int
     code: int | None
@@ -148,6 +170,11 @@ class _State:
     early_reports: list[EarlyReport] = field(default_factory=list)
     delay: float = 0.0
     delay_numbers: dict[str, float] = field(default_factory=dict)
+    lookups: list[LookupRequest] = field(default_factory=list)
+    reassigned: dict[str, str] = field(default_factory=dict)  # number -> is_number_reassigned
+    lookup_failures: deque[_Failure] = field(default_factory=deque)
+    lookup_delay: float = 0.0
+    during_lookup: Callable[[str], None] | None = None
 
 
 class _ApiError(Exception):
@@ -425,6 +452,12 @@ class TwilioStandIn:
             return list(self._state.messages)
 
     @property
+    def lookups(self) -> list[LookupRequest]:
+        """Lookup v2 requests, oldest first (a copy)."""
+        with self._lock:
+            return list(self._state.lookups)
+
+    @property
     def early_reports(self) -> list[EarlyReport]:
         """Callbacks sent by ``report_before_answer``, oldest first (a copy)."""
         with self._lock:
@@ -479,6 +512,36 @@ class TwilioStandIn:
         with self._lock:
             scripted = _ScriptedReport(status, error_code, public_url_base)
             self._state.early_queue.extend([scripted] * times)
+
+    def reassigned(self, number: str, answer: str) -> None:
+        """What Lookup's Reassigned Number package says of ``number`` from now on:
+        ``"yes"``, ``"no"`` (the default for every number) or ``"no_data_available"``."""
+        if answer not in {"yes", "no", "no_data_available"}:
+            raise ValueError(f"is_number_reassigned is yes, no or no_data_available: {answer!r}")
+        with self._lock:
+            self._state.reassigned[number] = answer
+
+    def fail_lookups(
+        self,
+        status: int,
+        code: int | None,
+        message: str = "Scripted Lookup failure from the Twilio stand-in",
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` authenticated Lookup requests with this Twilio error."""
+        with self._lock:
+            self._state.lookup_failures.extend([_Failure(status, code, message)] * times)
+
+    def during_lookups(self, hook: Callable[[str], None] | None) -> None:
+        """Call ``hook(number)`` in the handler thread while each Lookup request waits for its
+        answer (e.g. to look at the app's database meanwhile); None turns it off."""
+        with self._lock:
+            self._state.during_lookup = hook
+
+    def delay_lookups(self, seconds: float) -> None:
+        """Make each Lookup request wait this long before answering (0 turns it off)."""
+        with self._lock:
+            self._state.lookup_delay = max(0.0, seconds)
 
     def delay(self, seconds: float) -> None:
         """Make each create call wait this long before answering (0 turns it off).
@@ -594,6 +657,8 @@ class TwilioStandIn:
     ) -> tuple[int, dict[str, Any]]:
         parts = urlsplit(raw_path)
         path = parts.path
+        if path.startswith(_LOOKUP_PREFIX):
+            return self._lookup(method, path, parts.query, headers)
         if not path.startswith(_PREFIX):
             raise _not_found(path)
         account, _, rest = path[len(_PREFIX) :].partition("/")
@@ -618,6 +683,74 @@ class TwilioStandIn:
                 raise _ApiError(405, 20004, "Method not allowed")
             return 200, self._fetch(rest[len("Messages/") : -len(".json")], path)
         raise _not_found(path)
+
+    def _lookup(
+        self, method: str, path: str, query: str, headers: Any
+    ) -> tuple[int, dict[str, Any]]:
+        """Lookup v2: ``GET /v2/PhoneNumbers/{Number}``, the basic answer plus the Reassigned
+        Number package when ``Fields`` asks for it."""
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        number = unquote(path[len(_LOOKUP_PREFIX) :])
+        fields = params.get("Fields")
+        verified = params.get("LastVerifiedDate")
+
+        def keep(status: int) -> None:
+            request = LookupRequest(number, fields, verified, status, _now())
+            with self._changed:
+                self._state.lookups.append(request)
+                self._changed.notify_all()
+
+        try:
+            self._check_auth(headers.get("Authorization"))
+            if method != "GET":
+                raise _ApiError(405, 20004, "Method not allowed")
+            if not number or "/" in number:
+                raise _not_found(path)
+            with self._lock:
+                scripted = (
+                    self._state.lookup_failures.popleft() if self._state.lookup_failures else None
+                )
+                delay = self._state.lookup_delay
+                said = self._state.reassigned.get(number, "no")
+                hook = self._state.during_lookup
+            if hook is not None:
+                hook(number)
+            self._wait(delay)
+            if scripted is not None:
+                raise _ApiError(scripted.status, scripted.code, scripted.message)
+            wanted = {f.strip() for f in (fields or "").split(",") if f.strip()}
+            package: dict[str, Any] | None = None
+            if "reassigned_number" in wanted:
+                if not verified or len(verified) != 8 or not verified.isdigit():
+                    raise _ApiError(400, None, "LastVerifiedDate must be YYYYMMDD")
+                package = {
+                    "last_verified_date": verified,
+                    "is_number_reassigned": said,
+                    "error_code": None,
+                }
+        except _ApiError as error:
+            keep(error.status)
+            raise
+        keep(200)
+        return 200, {
+            "calling_country_code": "1",
+            "country_code": "US",
+            "phone_number": number,
+            "national_format": number,
+            "valid": True,
+            "validation_errors": [],
+            "caller_name": None,
+            "sim_swap": None,
+            "call_forwarding": None,
+            "line_type_intelligence": None,
+            "line_status": None,
+            "identity_match": None,
+            "reassigned_number": package,
+            "sms_pumping_risk": None,
+            "phone_number_quality_score": None,
+            "pre_fill": None,
+            "url": f"https://lookups.twilio.com/v2/PhoneNumbers/{number}",
+        }
 
     def _check_auth(self, header: str | None) -> None:
         expected = f"{self.account_sid}:{self.auth_token}".encode()
