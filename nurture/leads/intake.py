@@ -24,10 +24,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture import clock
+from nurture.config.clinic import Clinic
 from nurture.consent import disclosures, ledger
 from nurture.db import audit
-from nurture.db.models import Channel, ConsentAction, ConsentSource, Lead, Purpose
-from nurture.outbox import planner
+from nurture.db.models import Channel, ConsentAction, ConsentEvent, ConsentSource, Lead, Purpose
+from nurture.outbox import confirmations, planner
 from nurture.program import windows
 from nurture.program.sequences import Catalog, LifecycleEvent
 
@@ -453,6 +454,7 @@ def _apply(
     clinic_zone: ZoneInfo,
     now: datetime,
     shown: disclosures.Shown | None,
+    staff: StaffContact | None,
 ) -> SignupResult:
     lead = _insert_unless_taken(session, _new_lead_values(signup, now))
     created = lead is not None
@@ -492,8 +494,22 @@ def _apply(
     sms_owner = by_phone or lead
     # Every audit entry of the sign-up is written at the end, in one statement, in this order.
     trail = audit.Trail()
+    grants = _grants(signup)
+    # Texts asked for again by a number that opted out (rules 3 and 11): confirmed by a new
+    # opt-in text, or, after a crisis or a STOP by text in the last 30 days, by a person first.
+    texts_asked = [box for channel, _, box in grants if channel is Channel.SMS]
+    # A person new this moment has withdrawn nothing: no query for them (intake's cost).
+    texts_were_off = bool(texts_asked) and not created and _texts_withdrawn(session, sms_owner)
+    held = (
+        confirmations.why_a_person_confirms_first(session, sms_owner, now=now)
+        if texts_were_off
+        else None
+    )
+    if held is not None:
+        grants = [g for g in grants if g[0] is not Channel.SMS]
+        _hold_texts(session, sms_owner, texts_asked, held, staff, now=now)
     changes = []
-    for channel, purpose, checkbox in _grants(signup):
+    for channel, purpose, checkbox in grants:
         owner = sms_owner if channel is Channel.SMS else lead
         changes.append(
             ledger.Change(
@@ -536,8 +552,65 @@ def _apply(
         trail=trail,
         new_lead=created,
     )
+    if texts_were_off and held is None:
+        confirmations.plan_optin_confirmation(session, sms_owner, now=now, actor="lead")
     trail.write(session)
     return SignupResult(lead_id=lead.id, created=created)
+
+
+@dataclass(frozen=True)
+class StaffContact:
+    """Where a sign-up that needs a person is sent: the clinic's staff, and links to the lead."""
+
+    clinic: Clinic
+    public_url: str
+
+
+def _texts_withdrawn(session: Session, lead: Lead) -> bool:
+    """Whether the number's texts were switched off by a withdrawal (not simply never given)."""
+    revoked = session.scalar(
+        select(ConsentEvent.id)
+        .where(
+            ConsentEvent.lead_id == lead.id,
+            ConsentEvent.channel == Channel.SMS,
+            ConsentEvent.action == ConsentAction.REVOKED,
+        )
+        .limit(1)
+    )
+    state = ledger.current(session, lead.id)
+    return revoked is not None and not any(
+        state.allows(Channel.SMS, purpose) for purpose in ledger.LEDGER_PURPOSES
+    )
+
+
+def _hold_texts(
+    session: Session,
+    lead: Lead,
+    asked_for: list[str | None],
+    reason: str,
+    staff: StaffContact | None,
+    *,
+    now: datetime,
+) -> None:
+    if staff is None:  # no one to tell (a test's direct call): the hold is still audited
+        audit.record(
+            session,
+            actor="lead",
+            action="consent.regrant_held",
+            lead_id=lead.id,
+            details={"asked_for": [b for b in asked_for if b], "reason": reason},
+        )
+        return
+    confirmations.ask_a_person_first(
+        session,
+        lead,
+        asked_for=[f"texts ({b}) on the sign-up form" for b in asked_for if b],
+        reason=reason,
+        clinic=staff.clinic,
+        public_url=staff.public_url,
+        now=now,
+        actor="lead",
+    )
 
 
 def submit_signup(
@@ -548,6 +621,7 @@ def submit_signup(
     catalog: Catalog,
     clinic_zone: ZoneInfo,
     shown: disclosures.Shown | None = None,
+    staff: StaffContact | None = None,
 ) -> SignupResult:
     """Store a sign-up in one transaction. Two identical sign-ups racing each other end as one
     lead and one enrolment: the loser hits a unique constraint and retries as the existing lead.
@@ -570,6 +644,7 @@ def submit_signup(
                     clinic_zone=clinic_zone,
                     now=clock.utcnow(),
                     shown=shown,
+                    staff=staff,
                 )
         except IntegrityError:
             if attempt == attempts - 1:

@@ -22,6 +22,7 @@ from nurture.leads.intake import (
     FieldProblem,
     InvalidSignupError,
     Signup,
+    StaffContact,
     is_bot,
     parse_signup,
     submit_signup,
@@ -211,6 +212,7 @@ def take_signup(
         catalog=services.catalog,
         clinic_zone=services.clinic.zone,
         shown=shown,
+        staff=StaffContact(services.clinic, services.settings.public_url),
     )
     return JSONResponse(
         {"lead_id": str(result.lead_id), "created": result.created}, status_code=201

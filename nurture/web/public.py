@@ -17,7 +17,13 @@ from starlette.concurrency import run_in_threadpool
 from nurture.config.clinic import Disclosures
 from nurture.consent import disclosures
 from nurture.db.models import ConsentSource
-from nurture.leads.intake import InvalidSignupError, is_bot, parse_signup, submit_signup
+from nurture.leads.intake import (
+    InvalidSignupError,
+    StaffContact,
+    is_bot,
+    parse_signup,
+    submit_signup,
+)
 from nurture.runtime import Services
 from nurture.web.api import CHECKBOXES, signup_from_form
 from nurture.web.deps import ServicesDep, evidence_from
@@ -133,6 +139,7 @@ async def submit_form(request: Request, services: Services, *, shown_on: FormPla
         catalog=services.catalog,
         clinic_zone=services.clinic.zone,
         shown=shown,
+        staff=StaffContact(services.clinic, services.settings.public_url),
     )
     # Post/redirect/get: a reload of the thank-you page never submits twice.
     return RedirectResponse(shown_on.thanks_path, status_code=303)

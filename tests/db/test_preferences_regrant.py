@@ -37,6 +37,7 @@ from nurture.runtime import Services, build_services
 from nurture.web import create_app
 from tests.conftest import SettingsFactory
 from tests.support import outbox_files
+from tests.support.api import API_KEY, api_signup_data
 from tests.support.factories import claim_and_send_all, messages_of, sign_up
 from tests.support.signing import AUTH_TOKEN, signed_headers
 
@@ -303,3 +304,36 @@ def test_rule_11_an_e_mail_opt_out_on_the_page_does_not_hold_a_later_regrant(
     _, answer = tick(client, services, lead_id, "email_marketing", "sms_care")
     assert HELD not in answer.replace("\n", " ")
     assert texts_allowed(services, lead_id)["care"] is True
+
+
+def signs_up_again_by_api(client: TestClient) -> None:
+    response = client.post("/api/v1/signups", json=api_signup_data(), headers=API_KEY)
+    assert response.status_code == 201, response.text
+
+
+def test_rule_11_a_sign_up_after_stop_i_want_to_kill_myself_asks_staff_and_texts_nothing(
+    client: TestClient, services: Services
+) -> None:
+    """The sign-up form is another web tick: after a crisis or a STOP by text in the last 30
+    days it turns no text back on (it used to, with no opt-in confirmation at all)."""
+    lead_id = sign_up(services)
+    text_in(client, "STOP I want to kill myself")
+    signs_up_again_by_api(client)
+    assert not any(texts_allowed(services, lead_id).values())
+    [request] = rows(services, lead_id, template_key="staff-regrant-request")
+    assert "crisis words" in request.context["reason"]
+    assert "consent.regrant_held" in audit_actions(services, lead_id)
+    assert not rows(services, lead_id, purpose=Purpose.OPTIN, status=MessageStatus.SCHEDULED)
+
+
+def test_rule_3_a_sign_up_a_month_after_a_stop_turns_texts_on_with_a_new_optin_text(
+    client: TestClient, services: Services
+) -> None:
+    lead_id = sign_up(services)
+    text_in(client, "STOP")
+    claim_and_send_all(services)  # nothing pending any more
+    with freeze_time(clock.utcnow() + timedelta(days=31), tick=True):
+        signs_up_again_by_api(client)
+        assert texts_allowed(services, lead_id)["care"] is True
+        [optin] = rows(services, lead_id, purpose=Purpose.OPTIN, status=MessageStatus.SCHEDULED)
+        assert optin.template_key == "optin-confirmation"
