@@ -529,7 +529,8 @@ def unknown_texts(
         select(
             Message.id,
             Message.lead_id,
-            Lead.phone,
+            # Where the text went: a staff alert (the on-call page) goes to its recipient.
+            func.coalesce(Message.recipient, Lead.phone).label("phone"),
             Message.body,
             Message.status_at,
             Message.sent_at,

@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
 from nurture import clock, ops
-from nurture.db.models import AuditEvent, Channel, Message, MessageStatus, Pause
-from nurture.outbox import dispatch
+from nurture.db.models import AuditEvent, Channel, Lead, Message, MessageStatus, Pause
+from nurture.outbox import alerts, dispatch
 from nurture.runtime import Services, build_services
 from nurture.web import create_app
 from nurture.web.admin.ops_pages import human_duration
@@ -599,3 +599,28 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
     assert audit_count(services) == before
     assert row(services, text.id).status is MessageStatus.UNKNOWN
     assert [p.ended_at for p in pauses_in_db(services)] == [None]
+
+
+def test_the_reconciler_asks_about_a_page_by_the_number_it_went_to(services: Services) -> None:
+    """An `unknown` page to the on-call phone is looked up by that number, not the lead's."""
+    lead_id = sign_up(services)
+    with services.sessions.begin() as session:
+        page = alerts.page_on_call(
+            session,
+            session.get_one(Lead, lead_id),
+            received="now",
+            clinic=services.clinic,
+            public_url="https://nurture.test",
+            now=clock.utcnow(),
+            actor="test",
+        )
+        page_id = page.id
+    set_rows(services, [page_id], body="KI Idaho on-call page")
+    make_unknown(services, page_id)
+    asked = {
+        u.id: u.to
+        for u in ops.unknown_texts(
+            services.engine, older_than=timedelta(minutes=2), now=clock.utcnow()
+        )
+    }
+    assert asked[page_id] == services.clinic.on_call_phone != "+12085550123"
