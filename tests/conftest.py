@@ -46,6 +46,7 @@ PG_ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("NURTURE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TEST_SECRET = "test-secret-key-0123456789abcdef"
+TWILIO_TEST_AUTH_TOKEN = "twilio-test-token"  # tests/support/signing.py signs with it
 _counter = itertools.count()
 
 
@@ -218,6 +219,8 @@ def make_settings(database_url: str, tmp_path: Path, basic_config_dir: Path) -> 
             "public_url": "https://nurture.test",
             "secret_key": TEST_SECRET,
             "api_key": "test-api-key",
+            # Webhooks are signed with it (tests/support/signing.py), as Twilio signs them.
+            "twilio_auth_token": TWILIO_TEST_AUTH_TOKEN,
         }
         values.update(overrides)
         return Settings(**values)

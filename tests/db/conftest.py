@@ -3,7 +3,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 from freezegun import freeze_time
+
+from nurture.runtime import Services
+from nurture.web import create_app
 
 
 @pytest.fixture(autouse=True)
@@ -13,3 +17,10 @@ def weekday_daytime() -> Iterator[None]:
     time freeze their own instant inside this one."""
     with freeze_time("2026-03-03 18:00:00", tick=True):
         yield
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    """The real app over the test's services; an error is answered as a client would see it."""
+    with TestClient(create_app(services), raise_server_exceptions=False) as test_client:
+        yield test_client

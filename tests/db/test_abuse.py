@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -12,7 +10,6 @@ from sqlalchemy import func, select
 from nurture.db.models import Lead
 from nurture.leads.signup_limits import SignupLimiter, storage_uri_for
 from nurture.runtime import Services
-from nurture.web import create_app
 from tests.conftest import REDIS_URL
 from tests.support.api import API_KEY, api_signup_data
 
@@ -21,12 +18,6 @@ from tests.support.api import API_KEY, api_signup_data
 def weekday_daytime() -> None:
     """Real time here: the rate limiter's expiry runs in a thread, which freezegun leaves on the
     real clock, so frozen and real instants would mix."""
-
-
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def leads(services: Services) -> int:

@@ -31,7 +31,6 @@ from nurture.db.models import (
     Purpose,
 )
 from nurture.runtime import Services
-from nurture.web import create_app
 from tests.conftest import REPO
 from tests.support.api import API_KEY, api_signup_data
 from tests.support.factories import sign_up
@@ -42,12 +41,6 @@ OLD_CARE_WORDING = (
     "Yes, Ketamine Infusions of Idaho may text me reminders about my appointments. Consent is "
     "not a condition of any purchase. Reply STOP to opt out."
 )
-
-
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def grants(services: Services) -> dict[tuple[Channel, Purpose], ConsentEvent]:

@@ -31,12 +31,6 @@ def services(make_settings: SettingsFactory) -> Iterator[Services]:
     built.close()
 
 
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services), raise_server_exceptions=False) as test_client:
-        yield test_client
-
-
 def form_of(html: str) -> tuple[str, dict[str, str]]:
     """The form's action and its hidden fields, as a browser would post them."""
     action = re.search(r'<form method="post" action="([^"]*)"', html)

@@ -21,7 +21,6 @@ from twilio.request_validator import RequestValidator
 from nurture import clock
 from nurture.db.models import Channel, Lead, Message, MessageStatus
 from nurture.runtime import Services, build_services
-from nurture.web import create_app
 from tests.conftest import SettingsFactory
 from tests.support.factories import (
     claim_and_send_all,
@@ -39,12 +38,6 @@ def services(make_settings: SettingsFactory, twilio: TwilioStandIn) -> Iterator[
     built = build_services(make_settings(**twilio.settings()))
     yield built
     built.close()
-
-
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def report(client: TestClient, twilio: TwilioStandIn, status: str, code: int | None) -> None:

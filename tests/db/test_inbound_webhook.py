@@ -6,7 +6,6 @@ import itertools
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from xml.etree import ElementTree
 
@@ -41,19 +40,6 @@ from tests.support.signing import AUTH_TOKEN, signed_headers
 URL = "https://nurture.test/webhooks/twilio/sms"
 PHONE = "+12085550123"
 _sids = itertools.count(1)
-
-
-@pytest.fixture
-def services(make_settings: SettingsFactory) -> Iterator[Services]:
-    built = build_services(make_settings(twilio_auth_token=AUTH_TOKEN))
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def text(

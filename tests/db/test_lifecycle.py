@@ -312,12 +312,6 @@ def test_bad_events_name_the_problem(
     assert fragment in caught.value.message
 
 
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services), raise_server_exceptions=False) as test_client:
-        yield test_client
-
-
 def test_the_events_api(client: TestClient, services: Services) -> None:
     lead_id = sign_up(services)
     url = f"/api/v1/leads/{lead_id}/events"

@@ -11,12 +11,10 @@ from __future__ import annotations
 import itertools
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from xml.etree import ElementTree
 
-import pytest
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from sqlalchemy import select
@@ -33,31 +31,16 @@ from nurture.db.models import (
     MessageStatus,
     Purpose,
 )
-from nurture.runtime import Services, build_services
-from nurture.web import create_app
-from tests.conftest import SettingsFactory
+from nurture.runtime import Services
 from tests.support import outbox_files
 from tests.support.api import API_KEY, api_signup_data
 from tests.support.factories import claim_and_send_all, messages_of, sign_up
-from tests.support.signing import AUTH_TOKEN, signed_headers
+from tests.support.signing import signed_headers
 
 PHONE = "+12085550123"
 WEBHOOK = "https://nurture.test/webhooks/twilio/sms"
 HELD = "someone from our care team will confirm with you before texts start again"
 _sids = itertools.count(1)
-
-
-@pytest.fixture
-def services(make_settings: SettingsFactory) -> Iterator[Services]:
-    built = build_services(make_settings(twilio_auth_token=AUTH_TOKEN))
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def email_only_lead(services: Services) -> uuid.UUID:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -24,12 +24,10 @@ from nurture.db.models import (
     Purpose,
 )
 from nurture.outbox import pauses, reports
-from nurture.runtime import Services, build_services
+from nurture.runtime import Services
 from nurture.transports import DeliveryOutcomeUnknownError, OutgoingSms
-from nurture.web import create_app
-from tests.conftest import SettingsFactory
 from tests.support.factories import claim_and_send_all, messages_of, sign_up
-from tests.support.signing import AUTH_TOKEN, signed_headers
+from tests.support.signing import signed_headers
 
 URL = "https://nurture.test/webhooks/twilio/status"
 
@@ -57,19 +55,6 @@ class ReportsFirst:
 
     def close(self) -> None:
         pass
-
-
-@pytest.fixture
-def services(make_settings: SettingsFactory) -> Iterator[Services]:
-    built = build_services(make_settings(twilio_auth_token=AUTH_TOKEN))
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -15,15 +14,8 @@ from nurture import consent
 from nurture.consent import tokens
 from nurture.db.models import Channel, ConsentEvent, MessageStatus, Purpose
 from nurture.runtime import Services
-from nurture.web import create_app
 from tests.support import outbox_files
 from tests.support.factories import claim_and_send_all, messages_of, sign_up
-
-
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def token_for(services: Services, lead_id: object) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,12 +17,6 @@ from nurture.web import create_app
 from tests.conftest import SettingsFactory
 from tests.support.api import API_KEY, DISCLOSURE_VERSION, api_signup_data
 from tests.support.factories import sign_up
-
-
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def count(services: Services, table: type[object]) -> int:

@@ -30,6 +30,7 @@ from nurture.db.models import (
     MessageStatus,
     Purpose,
 )
+from nurture.outbox.send import BATCH_SIZE
 from nurture.runtime import Services, build_services
 from tests.conftest import REPO
 from tests.support.api import DISCLOSURE_VERSION, INTEGRATION_API_KEY
@@ -209,12 +210,13 @@ def test_a_redis_restart_loses_tasks_that_the_reaper_recovers(
         {"NURTURE_EMAIL_BACKEND": "outbox", **twilio_env(twilio)},
     )
     try:
-        leads = make_leads(services, 10)
+        # More texts than two send batches (nurture.outbox.send.BATCH_SIZE): the worker
+        # (concurrency 1, prefetch 1) holds one batch's task, so the others sit in Redis.
+        leads = make_leads(services, 2 * BATCH_SIZE + 8)
         twilio.delay(0.5)
         worker = stack.worker(concurrency=1)
         twilio.wait_for(2, timeout=30)
-        # Rows whose tasks sit in Redis: the worker (concurrency 1, prefetch 1) holds one at
-        # most, so with three or more waiting, the restart loses at least two tasks.
+        # Rows whose tasks sit in Redis: with three or more waiting, the restart loses tasks.
         waiting = len(rows_in(services, MessageStatus.QUEUED))
         restarted = LogMark(worker)
         private.restart()  # every queued task is gone
