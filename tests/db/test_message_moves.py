@@ -3,15 +3,13 @@ path never throws away what the provider's answer taught us (both databases)."""
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, select, update
 
 from nurture import clock, consent, ops
 from nurture.db import session_scope
@@ -21,6 +19,7 @@ from nurture.runtime import Services, build_services, build_sms_transport
 from nurture.transports import DeliveryOutcomeUnknownError, OutgoingSms, SmsTransport
 from tests.conftest import SettingsFactory
 from tests.support.factories import claim_and_send_all, messages_of, sign_up
+from tests.support.transactions import transaction_open_elsewhere
 from tests.support.twilio_standin import TwilioStandIn
 
 
@@ -183,29 +182,6 @@ class Unanswered:
 
     def close(self) -> None:
         pass
-
-
-def transaction_open_elsewhere(services: Services) -> bool:
-    """Does any connection (other than a fresh probe) hold a transaction on this database?"""
-    url = make_url(services.settings.database_url)
-    if url.get_backend_name() == "sqlite":
-        probe = sqlite3.connect(str(url.database), timeout=0.2, isolation_level=None)
-        try:
-            probe.execute("BEGIN IMMEDIATE")
-            probe.execute("ROLLBACK")
-            return False
-        except sqlite3.OperationalError:  # database is locked
-            return True
-        finally:
-            probe.close()
-    with services.engine.connect() as connection:
-        busy = connection.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
-            )
-        )
-    return bool(busy)
 
 
 def test_the_reconciler_holds_no_transaction_while_the_provider_is_asked(

@@ -6,15 +6,13 @@ send path runs as the worker runs it (claim, then `send_batch`).
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from nurture import consent
 from nurture.db.models import (
@@ -30,6 +28,7 @@ from nurture.db.models import (
 from nurture.runtime import Services, build_services
 from tests.conftest import SettingsFactory
 from tests.support.factories import claim_and_send_all, plan_marketing_texts, sign_up
+from tests.support.transactions import transaction_open_elsewhere
 from tests.support.twilio_standin import TwilioStandIn
 
 PHONE = "+12085550123"
@@ -197,26 +196,3 @@ def test_rule_12_the_embedded_outbox_asks_nothing_and_sends(
         assert checks(services) == []  # nothing was asked, so nothing is claimed as checked
     finally:
         services.close()
-
-
-def transaction_open_elsewhere(services: Services) -> bool:
-    """Does any connection (other than a fresh probe) hold a transaction on this database?"""
-    url = make_url(services.settings.database_url)
-    if url.get_backend_name() == "sqlite":
-        probe = sqlite3.connect(str(url.database), timeout=0.2, isolation_level=None)
-        try:
-            probe.execute("BEGIN IMMEDIATE")
-            probe.execute("ROLLBACK")
-            return False
-        except sqlite3.OperationalError:  # database is locked
-            return True
-        finally:
-            probe.close()
-    with services.engine.connect() as connection:
-        busy = connection.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
-            )
-        )
-    return bool(busy)
