@@ -7,16 +7,14 @@ the lead's own address; the gates let purpose ``alert`` through without consent 
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from nurture.config.clinic import Clinic
-from nurture.db import audit
 from nurture.db.models import Channel, Lead, Message, Purpose
-from nurture.outbox import states
+from nurture.outbox import planner
 
 CRISIS_PAGE = "staff-crisis-page"
 
@@ -82,28 +80,16 @@ def _plan(
     now: datetime,
     actor: str,
 ) -> Message:
-    message = Message(
-        lead_id=lead.id,
-        step_key=template,
+    return planner.plan_now(
+        session,
+        lead,
         channel=channel,
         purpose=Purpose.ALERT,
-        template_key=template,
+        template=template,
         recipient=recipient,
         context=context,
-        due_at=now,
-        status=states.PLANNED,
-        status_at=now,
-        idempotency_key=f"alert:{uuid.uuid4()}",
-        created_at=now,
-    )
-    session.add(message)
-    session.flush()
-    audit.record(
-        session,
+        now=now,
         actor=actor,
         action="alert.planned",
-        lead_id=lead.id,
-        message_id=message.id,
-        details={"template": template, "channel": channel.value},
+        key_prefix="alert",
     )
-    return message

@@ -8,7 +8,6 @@ and the page's tick alone turns nothing on (:func:`why_a_person_confirms_first`)
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -31,7 +30,7 @@ from nurture.db.models import (
     MessageStatus,
     Purpose,
 )
-from nurture.outbox import alerts, states
+from nurture.outbox import alerts, planner
 
 OPTIN_TEMPLATE = "optin-confirmation"
 STAFF_TEMPLATE = "staff-regrant-request"
@@ -109,29 +108,17 @@ def plan_optin_confirmation(
     )
     if waiting is not None:
         return None
-    message = Message(
-        lead_id=lead.id,
-        step_key=OPTIN_TEMPLATE,
+    return planner.plan_now(
+        session,
+        lead,
         channel=Channel.SMS,
         purpose=Purpose.OPTIN,
-        template_key=OPTIN_TEMPLATE,
-        due_at=now,
-        status=states.planned(None),
-        status_at=now,
-        idempotency_key=f"optin:{lead.id}:{uuid.uuid4()}",
-        created_at=now,
-    )
-    session.add(message)
-    session.flush()
-    audit.record(
-        session,
+        template=OPTIN_TEMPLATE,
+        now=now,
         actor=actor,
         action="optin_confirmation.planned",
-        lead_id=lead.id,
-        message_id=message.id,
-        details={"template": OPTIN_TEMPLATE},
+        key_prefix=f"optin:{lead.id}",
     )
-    return message
 
 
 def ask_a_person_first(

@@ -6,6 +6,7 @@ the lead; the database is the schedule and Celery only ever carries work that is
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,11 +18,13 @@ from sqlalchemy.orm import Session
 from nurture.db import audit
 from nurture.db.models import (
     PENDING_STATUSES,
+    Channel,
     Enrollment,
     EnrollmentStatus,
     Lead,
     Message,
     MessageStatus,
+    Purpose,
 )
 from nurture.outbox import states
 from nurture.program import windows
@@ -392,3 +395,46 @@ def exit_enrollment(
         details={"sequence": sequence_key, "reason": reason},
     )
     return True
+
+
+def plan_now(
+    session: Session,
+    lead: Lead,
+    *,
+    channel: Channel,
+    purpose: Purpose,
+    template: str,
+    now: datetime,
+    actor: str,
+    action: str,
+    key_prefix: str,
+    recipient: str | None = None,
+    context: dict[str, Any] | None = None,
+) -> Message:
+    """A message outside any sequence, due now (a staff alert, an opt-in confirmation owed by
+    a grant made elsewhere), with its audit entry: born planned like every other row."""
+    message = Message(
+        lead_id=lead.id,
+        step_key=template,
+        channel=channel,
+        purpose=purpose,
+        template_key=template,
+        recipient=recipient,
+        context=context or {},
+        due_at=now,
+        status=states.PLANNED,
+        status_at=now,
+        idempotency_key=f"{key_prefix}:{uuid.uuid4()}",
+        created_at=now,
+    )
+    session.add(message)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        lead_id=lead.id,
+        message_id=message.id,
+        details={"template": template, "channel": channel.value},
+    )
+    return message

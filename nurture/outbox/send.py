@@ -482,15 +482,15 @@ def _settle_answer(
         )
 
     if error is None:
-        status = MessageStatus.SENT
-        return status, to(status, None, None, provider_id=answer.provider_id, sent_at=at)
+        sent = MessageStatus.SENT
+        return sent, to(sent, None, None, provider_id=answer.provider_id, sent_at=at)
     if isinstance(error, TransientDeliveryError):
         if number >= path.max_attempts:
             reason = f"gave up after {number} attempts: {error.reason}"
             return MessageStatus.FAILED, to(MessageStatus.FAILED, reason, error.code)
         due_at = at + retry_delay(number, base=path.retry_base)
-        status = MessageStatus.SCHEDULED
-        return status, to(status, error.reason, error.code, due_at=due_at)
+        again = MessageStatus.SCHEDULED
+        return again, to(again, error.reason, error.code, due_at=due_at)
     if isinstance(error, PermanentDeliveryError):
         if message.channel is Channel.SMS and error.code and error.code.isdecimal():
             # The provider's code says more than "failed": an opt-out held by the carrier, a
@@ -524,14 +524,14 @@ def _hold(
     """A queued row the gates hold back: skipped for good, or scheduled for later."""
     values: dict[str, Any] = {}
     if isinstance(verdict, gates.Skip):
-        status = MessageStatus.SKIPPED
+        target = MessageStatus.SKIPPED
     else:
         assert isinstance(verdict, gates.Defer)
-        status, values["due_at"] = MessageStatus.SCHEDULED, verdict.until
+        target, values["due_at"] = MessageStatus.SCHEDULED, verdict.until
     done = settle.move(
-        session, message, status, now=now, expected=QUEUED, reason=verdict.reason, **values
+        session, message, target, now=now, expected=QUEUED, reason=verdict.reason, **values
     )
-    outcomes[message.id] = status if done is not None else None
+    outcomes[message.id] = target if done is not None else None
     return done
 
 
