@@ -103,9 +103,7 @@ def context_for(
     purpose: Purpose,
     alert: dict[str, Any] | None = None,
 ) -> RenderContext:
-    zone = windows.lead_zone(
-        lead.timezone, clinic.zone, lead.postal_code, lead.phone, lead.browser_timezone
-    )
+    zone = windows.zones_of(lead, clinic.zone).shown
     unsubscribe = unsubscribe_url(public_url, secret, lead)
     return RenderContext(
         lead=LeadView(

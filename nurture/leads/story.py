@@ -72,16 +72,12 @@ class LeadStory:
 
 def zone_of(lead: Lead, clinic_zone: ZoneInfo) -> ZoneInfo:
     """The zone the lead's own times are shown and typed in."""
-    return windows.lead_zone(
-        lead.timezone, clinic_zone, lead.postal_code, lead.phone, lead.browser_timezone
-    )
+    return windows.zones_of(lead, clinic_zone).shown
 
 
 def zone_origin(lead: Lead, clinic_zone: ZoneInfo) -> str:
     """Where the zone of the lead's times came from, and what else holds their texts back."""
-    found = windows.lead_zones(
-        lead.timezone, lead.postal_code, lead.phone, clinic_zone, lead.browser_timezone
-    )
+    found = windows.zones_of(lead, clinic_zone)
     keys = ", ".join(zone.key for zone in found.zones if zone is not found.browser)
     origin = {
         windows.ZoneSource.ON_PURPOSE: "set on purpose",

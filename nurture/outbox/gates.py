@@ -194,9 +194,7 @@ def step_verdict(step: Step, lead: Lead, clinic_zone: ZoneInfo) -> Skip | None:
 
 def condition_variables(lead: Lead, clinic_zone: ZoneInfo) -> dict[str, Any]:
     """What a ``when:`` expression sees: the lead and their consult, as plain values."""
-    zone = windows.lead_zone(
-        lead.timezone, clinic_zone, lead.postal_code, lead.phone, lead.browser_timezone
-    )
+    zone = windows.zones_of(lead, clinic_zone).shown
     return {
         "lead": LeadView(
             first_name=lead.first_name,
@@ -308,9 +306,7 @@ def _timing(
     if schedule.capped:
         since = now - schedule.cap_lookback
         sent = recent_sends(session, lead, message.channel, message.purpose, since=since)
-    zones = windows.resolve_zones(
-        lead.timezone, lead.postal_code, lead.phone, clinic_zone, lead.browser_timezone
-    )
+    zones = windows.zones_of(lead, clinic_zone).zones
     return timing(
         now, schedule=schedule, zones=zones, recent_sends=sent, not_after=message.not_after
     )

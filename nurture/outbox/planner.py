@@ -179,9 +179,7 @@ def plan_row(
         anchor_at, anchor_version = enrolled_at, 0
     if anchor_at is None:
         return None
-    zone = windows.lead_zone(
-        lead.timezone, clinic_zone, lead.postal_code, lead.phone, lead.browser_timezone
-    )
+    zone = windows.zones_of(lead, clinic_zone).shown
     due_at = due_instant(anchor_at, step, zone)
     not_after = lead.consult_at if step.not_after == "consult_at" else None
     reason = None

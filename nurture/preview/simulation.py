@@ -113,9 +113,7 @@ def simulate(
 ) -> list[Entry]:
     clinic_zone = writer.clinic.zone
     lead = sample.to_lead(consult_at=consult_at, now=start)
-    zones = windows.resolve_zones(
-        lead.timezone, lead.postal_code, lead.phone, clinic_zone, lead.browser_timezone
-    )
+    zones = windows.zones_of(lead, clinic_zone).zones
     consent = sample.consent_state()
     sent: dict[tuple[Channel, Purpose], list[datetime]] = {}
     entries = []

@@ -21,6 +21,7 @@ import phonenumbers
 import zipcodes
 
 from nurture.config.policy import Policy, StateRule, Window
+from nurture.db.models import Lead
 from nurture.program.area_codes import AREA_CODE_STATES, AREA_CODE_ZONES
 
 Interval = tuple[datetime, datetime]  # [start, end) in UTC
@@ -313,6 +314,13 @@ def lead_zones(
     if any(_gap(browser, zone) > MAX_BROWSER_GAP for zone in home.zones):
         return home
     return replace(home, zones=(*home.zones, browser), browser=browser)
+
+
+def zones_of(lead: Lead, clinic_zone: ZoneInfo) -> LeadZones:
+    """:func:`lead_zones` for a lead as stored: the one way code asks where a lead is."""
+    return lead_zones(
+        lead.timezone, lead.postal_code, lead.phone, clinic_zone, lead.browser_timezone
+    )
 
 
 def resolve_zones(

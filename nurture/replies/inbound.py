@@ -440,9 +440,7 @@ def _has_upcoming_consult(lead: Lead, now: datetime) -> bool:
 
 
 def _received(lead: Lead, writer: Writer, now: datetime) -> str:
-    zone = windows.lead_zone(
-        lead.timezone, writer.clinic.zone, lead.postal_code, lead.phone, lead.browser_timezone
-    )
+    zone = windows.zones_of(lead, writer.clinic.zone).shown
     return describe_local_time(now, zone)
 
 

@@ -269,9 +269,7 @@ def get_lead(lead_id: uuid.UUID, session: ReadSessionDep, services: ServicesDep)
     return {
         "id": str(lead.id),
         "stage": lead.stage.value,
-        "timezone": windows.lead_zone(
-            lead.timezone, services.clinic.zone, lead.postal_code, lead.phone, lead.browser_timezone
-        ).key,
+        "timezone": windows.zones_of(lead, services.clinic.zone).shown.key,
         "chosen_timezone": lead.timezone,
         "browser_timezone": lead.browser_timezone,
         "consult_at": lead.consult_at.isoformat() if lead.consult_at else None,
