@@ -32,7 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import phonenumbers
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -51,6 +50,7 @@ from nurture.db.models import (
     ReassignedCheck,
 )
 from nurture.outbox import withdrawals
+from nurture.program import windows
 from nurture.transports import ReassignedLookup, SmsTransport
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def questions(
     for message in texts:
         lead = leads[message.lead_id]
         since = _consent_since(granted.get(lead.id, {}), message.purpose)
-        if since is None or since > limit or not _us_number(lead.phone):
+        if since is None or since > limit or windows.phone_region(lead.phone) != "US":
             continue
         assert lead.phone is not None
         asked[message.id] = Question(lead.id, lead.phone, since.date())
@@ -199,15 +199,6 @@ def _to_the_leads_number(message: Message) -> bool:
         and message.purpose is not Purpose.ALERT
         and message.recipient is None
     )
-
-
-def _us_number(phone: str | None) -> bool:
-    if not phone:
-        return False
-    try:
-        return phonenumbers.region_code_for_number(phonenumbers.parse(phone)) == "US"
-    except phonenumbers.NumberParseException:
-        return False
 
 
 def _sms_granted_at(
