@@ -85,11 +85,13 @@ class Trail:
         lead_id: uuid.UUID | None = None,
         message_id: int | None = None,
         details: dict[str, Any] | None = None,
+        at: datetime | None = None,
     ) -> None:
-        """The same entry as :func:`record`, noted for the next :meth:`write`."""
+        """The same entry as :func:`record`, noted for the next :meth:`write`; it happened
+        ``at`` (now, unless the caller knows better: a provider's answer, say)."""
         self._rows.append(
             {
-                "occurred_at": clock.utcnow(),
+                "occurred_at": at or clock.utcnow(),
                 "actor": actor,
                 "action": action,
                 "lead_id": lead_id,

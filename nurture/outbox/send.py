@@ -105,6 +105,9 @@ class _Draft:
 class _Taken:
     message: Message
     outgoing: Outgoing
+    # This send's attempt number, kept apart from the row: should the settle be rolled back,
+    # the row reloads as it is now, perhaps on a later attempt someone else started.
+    attempt: int
 
 
 def send_message(session: Session, message_id: int, path: SendPath) -> MessageStatus | None:
@@ -264,14 +267,25 @@ def _render(one: _Looked | _Draft, path: SendPath) -> _Draft:
 
 
 def _take(
-    session: Session, drafts: list[_Draft], path: SendPath, *, now: datetime, outcomes: Outcomes
+    session: Session,
+    drafts: list[_Draft],
+    path: SendPath,
+    *,
+    now: datetime,
+    outcomes: Outcomes,
+    together: bool = True,
 ) -> list[_Taken]:
     """Move the rows that may go from `queued` to `sending`, in one transaction, committed
-    before any provider sees them."""
+    before any provider sees them.
+
+    A row under a cap moves at once, so the next row of the batch for the same lead counts it;
+    the others move ``together`` in one round trip at the end. Should that find a row someone
+    else moved meanwhile, the whole step is rolled back and done again one row at a time."""
     if not drafts:
         return []
-    _lock_capped_leads(session, drafts, path)
+    capped = _lock_capped_leads(session, drafts, path)
     taken: list[_Taken] = []
+    deferred: list[_Draft] = []
     settled: list[Settled | None] = []
     # What the Reassigned Numbers Database said is kept whatever becomes of each row.
     reassigned.record(session, [d.finding for d in drafts if d.finding is not None], now=now)
@@ -290,50 +304,82 @@ def _take(
         if draft.rendered is None or draft.context is None:
             settled.append(_fail_template(session, message, draft.problem, now, outcomes))
             continue
-        # The caps again, under the lead's lock: another worker may have started a text to this
-        # lead while this one rendered (or an earlier row of this batch just did).
-        verdict, claimed_at = gates.check_at_claim(
-            session, message, lead, policy=path.policy, clinic_zone=path.clinic.zone
-        )
-        if not isinstance(verdict, gates.Proceed):
-            settled.append(_hold(session, message, verdict, now=claimed_at, outcomes=outcomes))
+        if message.id not in capped and together:
+            deferred.append(draft)
             continue
-        rendered = draft.rendered
+        if message.id in capped:
+            # The caps again, under the lead's lock: another worker may have started a text to
+            # this lead while this one rendered (or an earlier row of this batch just did).
+            verdict, claimed_at = gates.check_at_claim(
+                session, message, lead, policy=path.policy, clinic_zone=path.clinic.zone
+            )
+            if not isinstance(verdict, gates.Proceed):
+                settled.append(_hold(session, message, verdict, now=claimed_at, outcomes=outcomes))
+                continue
         moved = states.move(
-            session,
-            message.id,
-            from_=QUEUED,
-            to=MessageStatus.SENDING,
-            now=now,
-            attempts=MESSAGES.c.attempts + 1,
-            subject=rendered.subject,
-            body=rendered.text,
-            template_version=rendered.template_version,
-            context={k: v for k, v in message.context.items() if k != SLOT},  # the turn is used
-            provider_id=None,  # an earlier attempt's id is in message_attempts, not on the row
+            session, message.id, from_=QUEUED, to=MessageStatus.SENDING, now=now, **_start(draft)
         )
-        if moved != 1:
-            continue  # someone else moved it (a STOP, a second delivery of this task)
-        outcomes[message.id] = MessageStatus.SENDING
-        # What the row now says, without marking the object dirty (no UPDATE at a flush).
-        set_committed_value(message, "attempts", message.attempts + 1)
-        outgoing = _outgoing(
-            message, lead, rendered, draft.context.links.unsubscribe, path, invite=draft.invite
-        )
-        taken.append(_Taken(message, outgoing))
+        if moved == 1:  # else someone else moved it (a STOP, a second delivery of this task)
+            taken.append(_started(draft, path, outcomes))
+    if deferred:
+        changes = [
+            states.Change(draft.message, now, _start(draft, shared=False)) for draft in deferred
+        ]
+        shared = _start(deferred[0], per_row=False)
+        if not states.move_all(session, changes, from_=QUEUED, to=MessageStatus.SENDING, **shared):
+            session.rollback()
+            log.info("taking %d rows together found one moved; taking each alone", len(drafts))
+            outcomes.update(dict.fromkeys(draft.message.id for draft in drafts))
+            return _take(session, drafts, path, now=now, outcomes=outcomes, together=False)
+        taken += [_started(draft, path, outcomes) for draft in deferred]
     # `sending` is committed before the provider sees anything: after a crash from here on the
     # rows are `sending`, which the reaper turns into `unknown`, never into a second message.
     session.commit()
     settle.announce(settled)
-    return taken
+    return sorted(taken, key=lambda one: one.message.id)
 
 
-def _lock_capped_leads(session: Session, drafts: list[_Draft], path: SendPath) -> None:
+def _start(draft: _Draft, *, per_row: bool = True, shared: bool = True) -> dict[str, Any]:
+    """The columns a row takes as it starts: what it will say (``per_row``), a new attempt
+    and no provider id yet (``shared``: an earlier attempt's id is in message_attempts)."""
+    values: dict[str, Any] = {}
+    if shared:
+        values.update(attempts=MESSAGES.c.attempts + 1, provider_id=None)
+    if per_row:
+        rendered = draft.rendered
+        assert rendered is not None
+        values.update(
+            subject=rendered.subject,
+            body=rendered.text,
+            template_version=rendered.template_version,
+            # The turn in the throttle is used up.
+            context={k: v for k, v in draft.message.context.items() if k != SLOT},
+        )
+    return values
+
+
+def _started(draft: _Draft, path: SendPath, outcomes: Outcomes) -> _Taken:
+    """A row just moved to `sending`, with what its provider will be sent."""
+    message = draft.message
+    assert draft.rendered is not None
+    assert draft.context is not None
+    outcomes[message.id] = MessageStatus.SENDING
+    # What the row now says, without marking the object dirty (no UPDATE at a flush).
+    set_committed_value(message, "attempts", message.attempts + 1)
+    unsubscribe = draft.context.links.unsubscribe
+    outgoing = _outgoing(
+        message, draft.lead, draft.rendered, unsubscribe, path, invite=draft.invite
+    )
+    return _Taken(message, outgoing, attempt=message.attempts)
+
+
+def _lock_capped_leads(session: Session, drafts: list[_Draft], path: SendPath) -> set[int]:
     """Lock, in one statement and in id order, the leads whose rows the caps re-check: two
     batches that share leads then wait for each other instead of deadlocking (PostgreSQL; on
-    SQLite the transaction's BEGIN IMMEDIATE already serialises writers)."""
+    SQLite the transaction's BEGIN IMMEDIATE already serialises writers). The ids of those
+    rows."""
     capped = {
-        draft.lead.id
+        draft.message.id: draft.lead.id
         for draft in drafts
         if draft.rendered is not None
         and gates.schedule_for_lead(
@@ -342,8 +388,12 @@ def _lock_capped_leads(session: Session, drafts: list[_Draft], path: SendPath) -
     }
     if capped:
         session.execute(
-            select(Lead.id).where(Lead.id.in_(capped)).order_by(Lead.id).with_for_update()
+            select(Lead.id)
+            .where(Lead.id.in_(set(capped.values())))
+            .order_by(Lead.id)
+            .with_for_update()
         )
+    return set(capped)
 
 
 def _outgoing(
@@ -404,6 +454,10 @@ def _consult_invite(lead: Lead, path: SendPath) -> tuple[Attachment, ...]:
     return (calendar_invite.invite(appointment),)
 
 
+class _RowMovedMeanwhileError(Exception):
+    """A batched move found a row moved meanwhile (a report, ops): settle one at a time."""
+
+
 def _settle_all(
     session: Session,
     taken: list[_Taken],
@@ -413,14 +467,15 @@ def _settle_all(
     outcomes: Outcomes,
 ) -> None:
     """Record every call's outcome in one transaction; should that fail (a deadlock with a
-    report, say), each on its own, so one bad row does not leave the others `sending`."""
+    report, a row someone else moved), each on its own, so one row does not keep the others
+    `sending`."""
     pairs = list(zip(taken, answers, strict=True))
     try:
-        settled = _settle_answers(session, pairs, path, outcomes)
+        settled = _settle_answers(session, pairs, path, outcomes, together=True)
         session.commit()
-    except DBAPIError:
+    except (DBAPIError, _RowMovedMeanwhileError):
         session.rollback()
-        log.warning("settling a batch of %d failed; settling each row alone", len(pairs))
+        log.info("settling a batch of %d together failed; settling each row alone", len(pairs))
         settled = []
         for one, answer in pairs:
             try:
@@ -434,21 +489,48 @@ def _settle_all(
 
 
 def _settle_answers(
-    session: Session, pairs: list[tuple[_Taken, Answer]], path: SendPath, outcomes: Outcomes
+    session: Session,
+    pairs: list[tuple[_Taken, Answer]],
+    path: SendPath,
+    outcomes: Outcomes,
+    *,
+    together: bool = False,
 ) -> list[Settled | None]:
-    settled: list[Settled | None] = []
+    """Each answer's move and every attempt's record. ``together``: the moves in a few
+    statements, or :class:`_RowMovedMeanwhileError` if any row was moved meanwhile."""
+    moves = [_outcome(session, one, answer, path) for one, answer in pairs]
+    settled: list[Settled | None]
+    if together:
+        trail = audit.Trail()
+        all_moved = settle.move_all(session, moves, trail=trail)
+        if all_moved is None:
+            raise _RowMovedMeanwhileError
+        trail.write(session)
+        settled = list(all_moved)
+    else:
+        settled = [
+            settle.move(
+                session,
+                move.message,
+                move.status,
+                now=move.now,
+                expected=move.expected,
+                reason=move.reason,
+                code=move.code,
+                attempt=move.attempt,
+                **move.values,
+            )
+            for move in moves
+        ]
     attempts: list[reports.Attempt] = []
-    for one, answer in pairs:
+    for (one, answer), move, done in zip(pairs, moves, settled, strict=True):
         message = one.message
-        number = message.attempts
-        status, done = _settle_answer(session, message, answer, path)
-        outcomes[message.id] = status if done is not None else None
-        settled.append(done)
+        outcomes[message.id] = move.status if done is not None else None
         attempts.append(
             reports.Attempt(
                 message_id=message.id,
-                number=number,
-                outcome=status,
+                number=one.attempt,
+                outcome=move.status,
                 provider_id=answer.provider_id,
                 started_at=answer.started_at,
                 settled_at=answer.ended_at,
@@ -460,37 +542,27 @@ def _settle_answers(
     return settled
 
 
-def _settle_answer(
-    session: Session, message: Message, answer: Answer, path: SendPath
-) -> tuple[MessageStatus, Settled | None]:
-    """The outcome one answer means, and the move to it (None: the row was moved meanwhile)."""
-    at, number, error = answer.ended_at, message.attempts, answer.error
+def _outcome(session: Session, taken: _Taken, answer: Answer, path: SendPath) -> settle.Move:
+    """The move one answer means (from `sending`, or `unknown` if the reaper guessed, on this
+    attempt only)."""
+    message, number = taken.message, taken.attempt
+    at, error = answer.ended_at, answer.error
 
     def to(
         status: MessageStatus, reason: str | None, code: str | None, **values: Any
-    ) -> Settled | None:
-        return settle.move(
-            session,
-            message,
-            status,
-            now=at,
-            expected=settle.OWNED,
-            reason=reason,
-            code=code,
-            attempt=number,
-            **values,
+    ) -> settle.Move:
+        return settle.Move(
+            message, status, at, settle.OWNED, reason, code, attempt=number, values=values
         )
 
     if error is None:
-        sent = MessageStatus.SENT
-        return sent, to(sent, None, None, provider_id=answer.provider_id, sent_at=at)
+        return to(MessageStatus.SENT, None, None, provider_id=answer.provider_id, sent_at=at)
     if isinstance(error, TransientDeliveryError):
         if number >= path.max_attempts:
             reason = f"gave up after {number} attempts: {error.reason}"
-            return MessageStatus.FAILED, to(MessageStatus.FAILED, reason, error.code)
+            return to(MessageStatus.FAILED, reason, error.code)
         due_at = at + retry_delay(number, base=path.retry_base)
-        again = MessageStatus.SCHEDULED
-        return again, to(again, error.reason, error.code, due_at=due_at)
+        return to(MessageStatus.SCHEDULED, error.reason, error.code, due_at=due_at)
     if isinstance(error, PermanentDeliveryError):
         if message.channel is Channel.SMS and error.code and error.code.isdecimal():
             # The provider's code says more than "failed": an opt-out held by the carrier, a
@@ -505,12 +577,12 @@ def _settle_answer(
                 now=at,
                 actor=audit.WORKER,
             )
-        return MessageStatus.FAILED, to(MessageStatus.FAILED, error.reason, error.code)
+        return to(MessageStatus.FAILED, error.reason, error.code)
     if isinstance(error, DeliveryOutcomeUnknownError):
-        return MessageStatus.UNKNOWN, to(MessageStatus.UNKNOWN, error.reason, error.code)
+        return to(MessageStatus.UNKNOWN, error.reason, error.code)
     # We cannot tell whether it left: for a text, a guess of "not sent" risks a duplicate.
     reason = f"unexpected {type(error).__name__}; check before resending"
-    return MessageStatus.UNKNOWN, to(MessageStatus.UNKNOWN, reason, "unexpected")
+    return to(MessageStatus.UNKNOWN, reason, "unexpected")
 
 
 def _hold(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -74,6 +74,71 @@ def move(
     )
     if moved != 1:
         return None
+    audit.record_fast(
+        session,
+        actor=audit.WORKER,
+        action=f"message.{status.value}",
+        lead_id=message.lead_id,
+        message_id=message.id,
+        details=_details(message, reason, code, values),
+        now=now,
+    )
+    return _settled(message, status, code, values)
+
+
+@dataclass(frozen=True)
+class Move:
+    """One row's move for :func:`move_all`: what :func:`move` takes, as a value."""
+
+    message: Message
+    status: MessageStatus
+    now: datetime
+    expected: tuple[MessageStatus, ...]
+    reason: str | None = None
+    code: str | None = None
+    attempt: int | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+def move_all(
+    session: Session, moves: Sequence[Move], *, trail: audit.Trail
+) -> list[Settled] | None:
+    """Every move of ``moves``, in as few round trips as their kinds allow (one per target
+    state and set of columns), their audit entries noted on ``trail``; each row's
+    :class:`Settled`, in order. None when any row had been moved by someone else meanwhile:
+    the caller rolls back and settles the rows one at a time with :func:`move`, which can
+    tell which (a batch of rows nobody else touched is by far the common case)."""
+    groups: dict[tuple[Any, ...], list[Move]] = {}
+    for one in moves:
+        kind = (one.status, one.expected, one.attempt is None, tuple(sorted(one.values)))
+        groups.setdefault(kind, []).append(one)
+    for group in groups.values():
+        changes = [
+            states.Change(
+                one.message,
+                one.now,
+                {"last_error": one.reason, "error_code": one.code, **one.values},
+                attempt=one.attempt,
+            )
+            for one in group
+        ]
+        if not states.move_all(session, changes, from_=group[0].expected, to=group[0].status):
+            return None
+    for one in moves:
+        trail.add(
+            actor=audit.WORKER,
+            action=f"message.{one.status.value}",
+            lead_id=one.message.lead_id,
+            message_id=one.message.id,
+            details=_details(one.message, one.reason, one.code, one.values),
+            at=one.now,
+        )
+    return [_settled(one.message, one.status, one.code, one.values) for one in moves]
+
+
+def _details(
+    message: Message, reason: str | None, code: str | None, values: Mapping[str, Any]
+) -> dict[str, Any]:
     details: dict[str, Any] = {
         "channel": message.channel.value,
         "sequence": message.sequence_key,
@@ -86,15 +151,12 @@ def move(
         details["code"] = code
     if "provider_id" in values:
         details["provider_id"] = values["provider_id"]
-    audit.record_fast(
-        session,
-        actor=audit.WORKER,
-        action=f"message.{status.value}",
-        lead_id=message.lead_id,
-        message_id=message.id,
-        details=details,
-        now=now,
-    )
+    return details
+
+
+def _settled(
+    message: Message, status: MessageStatus, code: str | None, values: Mapping[str, Any]
+) -> Settled:
     return Settled(
         message_id=message.id,
         lead_id=message.lead_id,

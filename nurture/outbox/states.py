@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, Row, Table, update
+from sqlalchemy import BindParameter, ColumnElement, Row, Table, bindparam, or_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.expression import ClauseElement
@@ -152,19 +152,93 @@ def move_returning(
     return list(session.execute(statement).all())
 
 
+@dataclass(frozen=True)
+class Change:
+    """One row's part in :func:`move_all`: its own moment and columns, and the attempt it must
+    still be on (None: any)."""
+
+    message: Message
+    now: datetime
+    values: Mapping[str, Any]
+    attempt: int | None = None
+
+
+def move_all(
+    session: Session,
+    changes: Sequence[Change],
+    *,
+    from_: Collection[MessageStatus],
+    to: MessageStatus,
+    **shared: Any,
+) -> bool:
+    """Move every row of ``changes`` that is still in one of ``from_`` to ``to`` in one round
+    trip (one statement, executed for each row); True when every row moved.
+
+    The same guarded UPDATE as :func:`move`, per row, with each row's own ``values`` (every
+    change must name the same columns) and the ``shared`` ones (a column expression such as
+    ``attempts + 1`` is allowed there). False means some row had been moved by someone else
+    meanwhile, and the count cannot say which: the caller rolls back and moves the rows one at
+    a time with :func:`move`. The loaded rows are kept in step only when all moved."""
+    if not changes:
+        return True
+    names = set(changes[0].values)
+    if any(set(change.values) != names for change in changes):
+        raise IllegalMoveError("every change of one move_all must set the same columns")
+    guarded = changes[0].attempt is not None
+    if any((change.attempt is not None) != guarded for change in changes):
+        raise IllegalMoveError("either every change of one move_all names its attempt, or none")
+    columns = MESSAGES.c
+    per_row = {name: bindparam(f"v_{name}", type_=columns[name].type) for name in names}
+    statement = _statement(
+        columns.id == bindparam("v_id", type_=columns.id.type),
+        from_,
+        to,
+        bindparam("v_status_at", type_=columns.status_at.type),
+        {**shared, **per_row},
+        each_row=True,
+    )
+    if guarded:
+        statement = statement.where(
+            columns.attempts == bindparam("v_attempt", type_=columns.attempts.type)
+        )
+    rows = [
+        {
+            "v_id": change.message.id,
+            "v_status_at": change.now,
+            **({"v_attempt": change.attempt} if guarded else {}),
+            **{f"v_{name}": value for name, value in change.values.items()},
+        }
+        for change in changes
+    ]
+    result = session.execute(statement, rows)
+    if int(result.rowcount) != len(changes):  # type: ignore[attr-defined]
+        return False
+    for change in changes:
+        _keep_in_step(change.message, to, change.now, {**shared, **change.values})
+    return True
+
+
 def _statement(
     rows: Rows,
     sources: Collection[MessageStatus],
     target: MessageStatus,
-    now: datetime,
+    now: datetime | BindParameter[Any],
     values: dict[str, Any],
+    *,
+    each_row: bool = False,
 ) -> Any:
     check(sources, target)
     if "status" in values or "status_at" in values:
         raise IllegalMoveError("status and status_at come from `to` and `now`, not from values")
+    status_is = (
+        # Spelt out: an executemany cannot expand the list of an `IN (…)`.
+        or_(*(MESSAGES.c.status == source for source in sorted(sources)))
+        if each_row
+        else MESSAGES.c.status.in_(tuple(sources))
+    )
     return (
         update(MESSAGES)
-        .where(_which(rows), MESSAGES.c.status.in_(tuple(sources)))
+        .where(_which(rows), status_is)
         .values(status=target, status_at=now, **values)
         # Rows held in the session are not touched behind the caller's back (see _keep_in_step).
         .execution_options(synchronize_session=False)

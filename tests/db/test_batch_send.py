@@ -11,14 +11,16 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from nurture import clock
-from nurture.db.models import Channel, Message, MessageAttempt, MessageStatus
-from nurture.outbox import dispatch, send
+from nurture.db.models import AuditEvent, Channel, Message, MessageAttempt, MessageStatus
+from nurture.outbox import dispatch, provider_calls, send, states
 from nurture.runtime import Services, build_services
 from tests.conftest import SettingsFactory
 from tests.support import outbox_files
@@ -124,3 +126,97 @@ def test_a_batch_delivered_twice_at_once_sends_each_row_once(services: Services)
     with services.sessions() as session:  # and once more, later: nothing left to do
         assert set(send.send_batch(session, ids, services.send_path).values()) == {None}
     assert len(outbox_files.texts(services.settings.resolved_outbox_dir)) == len(PHONES)
+
+
+@contextmanager
+def updates_of_messages(services: Services) -> Iterator[list[tuple[str, bool]]]:
+    """Every UPDATE of `messages` the engine sends while the generator is open, and whether it
+    went as an executemany (one statement for many rows, in one round trip)."""
+    seen: list[tuple[str, bool]] = []
+
+    def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool):
+        if statement.lstrip().upper().startswith("UPDATE MESSAGES"):
+            seen.append((statement, many))
+
+    event.listen(services.engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        event.remove(services.engine, "before_cursor_execute", before)
+
+
+def test_a_batch_takes_and_settles_its_rows_in_one_statement_each(services: Services) -> None:
+    sign_up_many(services)
+    ids = claimed_texts(services)
+    with updates_of_messages(services) as seen, services.sessions() as session:
+        outcomes = send.send_batch(session, ids, services.send_path)
+    assert set(outcomes.values()) == {MessageStatus.SENT}
+    # One executemany to take the six rows (`queued → sending`), one to settle them (`sent`).
+    assert [many for _, many in seen] == [True, True]
+    assert all("WHERE messages.id = " in statement for statement, _ in seen)
+
+
+def move_meanwhile(services: Services, message_id: int, from_: MessageStatus, to: MessageStatus):
+    with services.sessions.begin() as session:
+        assert states.move(session, message_id, from_=[from_], to=to, now=clock.utcnow()) == 1
+
+
+def test_a_row_stopped_while_the_batch_renders_is_left_alone_and_the_rest_go(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sign_up_many(services)
+    ids = claimed_texts(services)
+    stopped = ids[2]
+    real_render = send._render
+    calls: list[Any] = []
+
+    def render_while_a_stop_arrives(one: Any, path: Any) -> Any:
+        if not calls:  # a STOP cancels one row of the batch after its gates were read
+            move_meanwhile(services, stopped, MessageStatus.QUEUED, MessageStatus.CANCELLED)
+        calls.append(one)
+        return real_render(one, path)
+
+    monkeypatch.setattr(send, "_render", render_while_a_stop_arrives)
+    with services.sessions() as session:
+        outcomes = send.send_batch(session, ids, services.send_path)
+    assert outcomes[stopped] is None
+    assert {outcomes[i] for i in ids if i != stopped} == {MessageStatus.SENT}
+    settled = rows(services, ids)
+    assert settled[stopped].status is MessageStatus.CANCELLED
+    assert settled[stopped].attempts == 0
+    texts = outbox_files.texts(services.settings.resolved_outbox_dir)
+    expected = [phone for i, phone in zip(ids, PHONES, strict=True) if i != stopped]
+    assert sorted(t.to for t in texts) == sorted(expected)
+
+
+def test_a_report_that_beats_the_batch_settle_keeps_its_row_and_the_rest_settle(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sign_up_many(services)
+    ids = claimed_texts(services)
+    reported = ids[4]
+    real_call_all = provider_calls.call_all
+
+    def calls_then_a_report(path: Any, outgoing: Any) -> Any:
+        answers = real_call_all(path, outgoing)
+        # The provider's "delivered" for one text lands before the batch records its answers.
+        move_meanwhile(services, reported, MessageStatus.SENDING, MessageStatus.DELIVERED)
+        return answers
+
+    monkeypatch.setattr(provider_calls, "call_all", calls_then_a_report)
+    with services.sessions() as session:
+        outcomes = send.send_batch(session, ids, services.send_path)
+    assert outcomes[reported] is None
+    assert {outcomes[i] for i in ids if i != reported} == {MessageStatus.SENT}
+    settled = rows(services, ids)
+    assert settled[reported].status is MessageStatus.DELIVERED
+    assert {settled[i].status for i in ids if i != reported} == {MessageStatus.SENT}
+    with services.sessions() as session:
+        attempts = session.scalars(
+            select(MessageAttempt.message_id).where(MessageAttempt.message_id.in_(ids))
+        ).all()
+        sent_entries = session.scalars(
+            select(AuditEvent.message_id).where(AuditEvent.action == "message.sent")
+        ).all()
+    assert sorted(attempts) == sorted(ids)  # every attempt is recorded, the reported one too
+    assert sorted(i or 0 for i in sent_entries) == sorted(i for i in ids if i != reported)
