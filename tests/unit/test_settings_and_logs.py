@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from nurture.config.logs import MaskingFilter, mask
+from nurture.config.logs import MaskingFilter, configure_logging, mask
 from nurture.config.settings import Settings
 
 
@@ -147,3 +147,15 @@ def test_rule_18_real_messages_refuse_an_http_public_url(
     # On purpose, for a machine of one's own; and the embedded default (files) never refuses.
     Settings(public_url="http://127.0.0.1:8000", allow_insecure_public_url=True, **values)
     Settings(public_url="http://127.0.0.1:8000", allow_insecure_public_url=False)
+
+
+def test_the_twilio_sdk_does_not_log_every_request_but_still_warns() -> None:
+    twilio_log = logging.getLogger("twilio.http_client")
+    before = twilio_log.level
+    try:
+        twilio_log.setLevel(logging.NOTSET)
+        configure_logging("INFO", "json")
+        assert not twilio_log.isEnabledFor(logging.INFO)  # six lines per text, with its URL
+        assert twilio_log.isEnabledFor(logging.WARNING)
+    finally:
+        twilio_log.setLevel(before)
