@@ -241,6 +241,24 @@ def rss_of_children(pid: int) -> int:
         return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process and its living descendants have used so far: what
+    a worker costs, which unlike its throughput does not depend on who else shares the cores."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def explain(services: Services, sql: str, params: dict[str, Any]) -> str:
     with services.engine.connect() as connection:
         rows = connection.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {sql}"), params).all()
