@@ -3,8 +3,10 @@ building the services, with wrong input reported plainly (exit 2), never as a tr
 
 from __future__ import annotations
 
+import getpass
 import logging
-from typing import TYPE_CHECKING
+import os
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -53,6 +55,53 @@ def services_or_exit(settings: Settings) -> Services:
         raise UsageProblem(f"configuration error:\n{error}") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+ACTOR_KEY = "nurture.actor"
+
+
+def cli_actor() -> str:
+    """Who the audit trail says ran this command: `--as NAME`, or the login name (the person
+    behind sudo, not root), as `cli:NAME`."""
+    context = click.get_current_context(silent=True)
+    named = context.meta.get(ACTOR_KEY) if context is not None else None
+    if not named:
+        try:
+            named = os.environ.get("SUDO_USER") or getpass.getuser()
+        except (KeyError, OSError):  # no login name in this container
+            named = "unknown"
+    return f"cli:{named}"
+
+
+class CommandGroup(click.Group):
+    """The root group: a command that fails in a way nobody foresaw says so in two lines
+    (exit 1), never with a Python traceback unless NURTURE_DEBUG is set."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            raise click.Abort from None
+        except Exception as error:
+            if os.environ.get("NURTURE_DEBUG"):
+                raise  # the engineer asked for the traceback
+            raise click.ClickException(
+                f"unexpected error ({type(error).__name__}): {error}\n"
+                "Nothing more was done. Run it again with NURTURE_DEBUG=1 to see the traceback."
+            ) from None
+
+
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--as",
+    "as_",
+    metavar="NAME",
+    help="who is running this, for the audit trail (default: your login name)",
+)
+@click.pass_context
+def cli(context: click.Context, as_: str | None) -> None:
     """nurture: consent-first e-mail and SMS lead nurture."""
+    if as_ is not None:
+        if not as_.strip() or len(as_) > 100 or not as_.isprintable():
+            raise UsageProblem("--as: give a name of 1 to 100 printable characters")
+        context.meta[ACTOR_KEY] = as_.strip()

@@ -10,7 +10,7 @@ import click
 if TYPE_CHECKING:
     pass
 
-from nurture.cli.base import UsageProblem, cli, services_or_exit, settings_or_exit
+from nurture.cli.base import UsageProblem, cli, cli_actor, services_or_exit, settings_or_exit
 
 
 @cli.group()
@@ -54,7 +54,7 @@ def leads_event(lead: str, event_type: str, at: str | None) -> None:
                 catalog=services.catalog,
                 clinic_zone=services.clinic.zone,
                 now=clock.utcnow(),
-                actor="cli",
+                actor=cli_actor(),
             )
     except EventError as error:
         raise UsageProblem(str(error)) from None

@@ -10,7 +10,7 @@ import click
 if TYPE_CHECKING:
     from nurture.runtime import Services
 
-from nurture.cli.base import UsageProblem, cli, services_or_exit, settings_or_exit
+from nurture.cli.base import UsageProblem, cli, cli_actor, services_or_exit, settings_or_exit
 
 
 @cli.group()
@@ -119,7 +119,7 @@ def ops_pause(scope: str, value: str | None, reason: str) -> None:
 
     pause = _ops_action(
         lambda s, svc, now: operations.start_pause(
-            s, scope, value, reason=reason, actor="cli", now=now, catalog=svc.catalog
+            s, scope, value, reason=reason, actor=cli_actor(), now=now, catalog=svc.catalog
         )
     )
     click.echo(f"paused #{pause.id}: {scope} {value or ''}".rstrip())
@@ -138,8 +138,9 @@ def ops_resume(pause_id: int, overdue: str) -> None:
     from nurture import ops as operations
 
     mode: Literal["send", "skip"] = "send" if overdue == "send" else "skip"
+    actor = cli_actor()
     skipped = _ops_action(
-        lambda s, svc, now: operations.end_pause(s, pause_id, overdue=mode, actor="cli", now=now)
+        lambda s, svc, now: operations.end_pause(s, pause_id, overdue=mode, actor=actor, now=now)
     )
     click.echo(
         f"resumed #{pause_id}"
@@ -156,7 +157,7 @@ def ops_retry(ids: tuple[int, ...], code: str | None) -> None:
 
     count = _ops_action(
         lambda s, svc, now: operations.retry_failed(
-            s, ids=list(ids) or None, error_code=code, actor="cli", now=now
+            s, ids=list(ids) or None, error_code=code, actor=cli_actor(), now=now
         )
     )
     click.echo(f"{count} message(s) scheduled again")
@@ -173,7 +174,7 @@ def ops_settle(message_id: int, provider_id: str) -> None:
 
     _ops_action(
         lambda s, svc, now: operations.settle_unknown(
-            s, message_id, sent=True, provider_id=provider_id, actor="cli", now=now
+            s, message_id, sent=True, provider_id=provider_id, actor=cli_actor(), now=now
         )
     )
     click.echo(f"message {message_id} settled as sent")
@@ -194,7 +195,7 @@ def ops_resend(message_id: int, confirm: bool) -> None:
             message_id,
             sent=False,
             provider_id=None,
-            actor="cli",
+            actor=cli_actor(),
             now=now,
             confirm_duplicate=confirm,
         )
@@ -224,7 +225,7 @@ def ops_purge(older_than_days: int | None) -> None:
     def purge(session: Any, services: Services, now: datetime) -> int:
         days = older_than_days or services.settings.body_retention_days
         return operations.purge_bodies(
-            session, older_than=timedelta(days=days), actor="cli", now=now
+            session, older_than=timedelta(days=days), actor=cli_actor(), now=now
         )
 
     click.echo(f"{_ops_action(purge)} message bodies deleted")

@@ -10,7 +10,7 @@ import click
 if TYPE_CHECKING:
     from nurture.db.models import Channel
 
-from nurture.cli.base import UsageProblem, cli, services_or_exit, settings_or_exit
+from nurture.cli.base import UsageProblem, cli, cli_actor, services_or_exit, settings_or_exit
 from nurture.cli.processes import sync_templates
 
 
@@ -94,7 +94,10 @@ def templates_preview(name: str, lead_file: Path | None, version: int | None) ->
             sample = load_sample_lead(lead_file)
         except ConfigError as error:
             raise UsageProblem(f"lead file:\n{error}") from None
-        source = source_of(services.studio, channel, key, version)
+        try:
+            source = source_of(services.studio, channel, key, version)
+        except LookupError as error:  # no such template, or no such version of it
+            raise UsageProblem(str(error)) from None
         lead = sample.to_lead(consult_at=None, now=clock.utcnow())
         try:
             shown = preview(services.studio, channel, key, source, lead)
@@ -121,7 +124,7 @@ def templates_publish(name: str, version: int) -> None:
     services = services_or_exit(settings_or_exit())
     try:
         try:
-            published = publish_version(services.studio, channel, key, version, author="cli")
+            published = publish_version(services.studio, channel, key, version, author=cli_actor())
         except PublishRefusedError as refused:
             raise UsageProblem(f"not published:\n{refused}") from None
         except LookupError as error:

@@ -95,6 +95,38 @@ def add_user(
     return user, created
 
 
+def deactivate_user(session: Session, email: str, *, actor: str) -> StaffUser:
+    """Close an account: it can no longer sign in, and its open sessions end now. The last
+    active admin cannot be closed (nobody could then manage accounts from the admin UI)."""
+    user = session.scalars(
+        select(StaffUser).where(StaffUser.email == email.strip().lower())
+    ).one_or_none()
+    if user is None:
+        raise StaffError(f"no staff account {email.strip()!r}")
+    if user.active and user.role is StaffRole.ADMIN:
+        admins = session.scalars(
+            select(StaffUser.id).where(StaffUser.active, StaffUser.role == StaffRole.ADMIN)
+        ).all()
+        if len(admins) <= 1:
+            raise StaffError(f"{user.email} is the last active admin; add another admin first")
+    user.active = False
+    session.execute(delete(StaffSession).where(StaffSession.user_id == user.id))
+    audit.record(
+        session,
+        actor=actor,
+        action="staff.user_deactivated",
+        details={"email": user.email, "role": user.role.value},
+    )
+    return user
+
+
+def all_users(session: Session) -> list[StaffUser]:
+    """Every account, active ones first, then by e-mail."""
+    return list(
+        session.scalars(select(StaffUser).order_by(StaffUser.active.desc(), StaffUser.email))
+    )
+
+
 def password_problem(password: str, *, email: str, clinic_name: str = "") -> str | None:
     """Why this password is too easy to guess for this person, or None when it is good enough.
 

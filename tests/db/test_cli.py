@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from nurture.cli import cli
 from nurture.config.settings import Settings, get_settings
 from nurture.db import migrations
+from nurture.db.models import AuditEvent
 from nurture.runtime import Services, build_services
 from tests.conftest import REPO
 
@@ -364,9 +366,108 @@ def test_ops_commands(tmp_path: Path) -> None:
     services = _embedded_services(tmp_path)
     try:
         with services.sessions() as session:
-            assert session.get_one(Pause, 1).ended_by == "cli"
+            ended_by = session.get_one(Pause, 1).ended_by
+            assert ended_by is not None
+            assert ended_by.startswith("cli:") and ended_by != "cli:"  # the login name
             rows = {m.id: m for m in session.scalars(select(Message))}
         assert rows[ids[0]].status is MessageStatus.SCHEDULED
         assert rows[ids[1]].status is MessageStatus.SENT and rows[ids[1]].provider_id == "SM123"
     finally:
         services.close()
+
+
+def _add(env: dict[str, str], email: str, role: str, *more: str) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        cli,
+        [*more, "users", "add", email, "--role", role, "--password-stdin"],
+        env=env,
+        input="a long enough password\n",
+    )
+    return result.exit_code, result.output
+
+
+def test_users_list_and_deactivate_audited_under_the_person_who_ran_them(tmp_path: Path) -> None:
+    env = _embedded(tmp_path)
+    assert run(["db", "upgrade"], env)[0] == 0
+    assert run(["users", "list"], env) == (
+        0,
+        "no staff accounts yet: add one with `nurture users add EMAIL --role admin`\n",
+    )
+    assert _add(env, "boss@clinic.example", "admin", "--as", "Dr. Reyes")[0] == 0
+    assert _add(env, "desk@clinic.example", "ops")[0] == 0
+
+    code, output = run(["--as", "Dr. Reyes", "users", "deactivate", "desk@clinic.example"], env)
+    assert code == 0, output
+    assert "deactivated desk@clinic.example" in output
+    code, output = run(["users", "list"], env)
+    assert code == 0, output
+    lines = output.splitlines()
+    assert lines[0].split() == ["e-mail", "role", "state", "last", "sign-in"]
+    assert lines[1].split() == ["boss@clinic.example", "admin", "active", "never"]
+    assert lines[2].split() == ["desk@clinic.example", "ops", "deactivated", "never"]
+
+    code, output = run(["users", "deactivate", "boss@clinic.example"], env)
+    assert code == 2
+    assert "last active admin" in output
+    code, output = run(["users", "deactivate", "nobody@clinic.example"], env)
+    assert (code, output.strip()) == (2, "Error: no staff account 'nobody@clinic.example'")
+
+    services = _embedded_services(tmp_path)
+    try:
+        with services.sessions() as session:
+            entries = session.execute(
+                select(AuditEvent.actor, AuditEvent.action).order_by(AuditEvent.id)
+            ).all()
+    finally:
+        services.close()
+    staff_entries = [tuple(entry) for entry in entries if entry.action.startswith("staff.")]
+    assert staff_entries[0] == ("cli:Dr. Reyes", "staff.user_saved")
+    assert staff_entries[1][0].startswith("cli:") and staff_entries[1][0] != "cli:"
+    assert staff_entries[-1] == ("cli:Dr. Reyes", "staff.user_deactivated")
+
+
+def test_users_add_without_a_terminal_or_password_stdin_says_how_instead_of_aborting(
+    tmp_path: Path,
+) -> None:
+    env = _embedded(tmp_path)
+    assert run(["db", "upgrade"], env)[0] == 0
+    code, output = run(["users", "add", "x@clinic.example", "--role", "ops"], env)
+    assert code == 2
+    assert "no terminal to ask for the password on: pipe it to --password-stdin" in output
+    assert "Aborted" not in output
+
+
+def test_templates_preview_of_a_missing_template_or_version_is_a_usage_error(
+    tmp_path: Path,
+) -> None:
+    env = _embedded(tmp_path)
+    assert run(["db", "upgrade"], env)[0] == 0
+    for args, fragment in [
+        (["templates", "preview", "email/nope"], "no email template 'nope'"),
+        (["templates", "preview", "sms/booking-nudge", "--version", "99"], "has no version 99"),
+    ]:
+        code, output = run(args, env)
+        assert code == 2, (args, output)
+        assert fragment in output
+        assert "Traceback" not in output
+
+
+def test_an_unforeseen_failure_is_two_lines_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = _embedded(tmp_path)
+    assert run(["db", "upgrade"], env)[0] == 0
+    from nurture import staff
+
+    def broken(session: object) -> list[object]:
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(staff, "all_users", broken)
+    result = CliRunner().invoke(cli, ["users", "list"], env=env)
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: unexpected error (RuntimeError): the disk is on fire\n"
+        "Nothing more was done. Run it again with NURTURE_DEBUG=1 to see the traceback.\n"
+    )
+    result = CliRunner().invoke(cli, ["users", "list"], env={**env, "NURTURE_DEBUG": "1"})
+    assert isinstance(result.exception, RuntimeError)  # the engineer gets the real thing
