@@ -17,7 +17,9 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -47,13 +49,21 @@ class Plan:
     env: dict[str, str] = field(default_factory=dict)
     log_level: str = "INFO"
     log_format: str = "auto"
+    # Printed once the web child accepts connections on (host, port), not before: a newcomer
+    # who opens the link at once finds a page, not "connection refused".
+    announce: list[str] = field(default_factory=list)
+    listening_on: tuple[str, int] | None = None
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))
 
     @classmethod
     def read(cls, path: Path) -> Plan:
-        return cls(**json.loads(path.read_text()))
+        values = json.loads(path.read_text())
+        if values.get("listening_on") is not None:
+            host, port = values["listening_on"]
+            values["listening_on"] = (str(host), int(port))
+        return cls(**values)
 
 
 def run_embedded(prepare: Sequence[str]) -> int:
@@ -70,10 +80,39 @@ def run_embedded(prepare: Sequence[str]) -> int:
         plan = Plan.read(plan_path)
     configure_logging(plan.log_level, plan.log_format)
     children = [Child(name, command) for name, command in plan.children.items()]
-    return supervise(children, env={**os.environ, **plan.env})
+    ready = Announcement(plan.announce, plan.listening_on) if plan.announce else None
+    return supervise(children, env={**os.environ, **plan.env}, ready=ready)
 
 
-def supervise(children: list[Child], *, env: dict[str, str]) -> int:
+@dataclass
+class Announcement:
+    """Lines to print once something listens on ``address`` (at once when there is none)."""
+
+    lines: list[str]
+    address: tuple[str, int] | None
+    done: bool = False
+
+    def try_now(self) -> None:
+        if self.done or (self.address is not None and not _listening(*self.address)):
+            return
+        sys.stdout.write("".join(f"{line}\n" for line in self.lines))
+        sys.stdout.flush()
+        self.done = True
+
+
+def _listening(host: str, port: int) -> bool:
+    # A server bound to every address answers on loopback.
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+    try:
+        with socket.create_connection((target, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def supervise(
+    children: list[Child], *, env: dict[str, str], ready: Announcement | None = None
+) -> int:
     stopping = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -86,6 +125,8 @@ def supervise(children: list[Child], *, env: dict[str, str]) -> int:
         for child in children:
             child.process = subprocess.Popen(child.command, env=env)  # noqa: S603 - our own argv
         while not stopping.is_set():
+            if ready is not None:
+                ready.try_now()
             for child in children:
                 assert child.process is not None
                 code = child.process.poll()

@@ -1,14 +1,10 @@
-"""`nurture leads`: lifecycle events recorded by hand."""
+"""`nurture leads`: a lead's story at a glance, and lifecycle events recorded by hand."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import click
-
-if TYPE_CHECKING:
-    pass
 
 from nurture.cli.base import UsageProblem, cli, cli_actor, services_or_exit, settings_or_exit
 
@@ -69,3 +65,52 @@ def leads_event(lead: str, event_type: str, at: str | None) -> None:
         click.echo(f"  exited {key}")
     for key in result.enrolled:
         click.echo(f"  enrolled in {key}")
+
+
+@leads.command("show")
+@click.argument("lead")
+def leads_show(lead: str) -> None:
+    """Who LEAD is (its id, e-mail or phone), what they agreed to, and each message still to
+    go: when (their time and UTC) and why then."""
+    from nurture.db.models import PENDING_STATUSES
+    from nurture.leads.intake import find_lead
+    from nurture.leads.story import load_story
+
+    services = services_or_exit(settings_or_exit())
+    try:
+        with services.sessions() as session:
+            found = find_lead(session, lead)
+            if found is None:
+                raise UsageProblem(f"no lead matches {lead!r} (give its id, e-mail or phone)")
+            story = load_story(session, found.id, clinic_zone=services.clinic.zone)
+            assert story is not None
+            lines = [
+                f"{story.name} ({found.id}), stage {found.stage.value}",
+                f"time zone {story.zone.key}: {story.zone_origin}",
+                "consent: "
+                + "; ".join(
+                    f"{channel} "
+                    + (", ".join(p for p, granted in purposes.items() if granted) or "none")
+                    for channel, purposes in story.consent.items()
+                ),
+            ]
+            pending = sorted(
+                (m for m in story.messages if m.status in PENDING_STATUSES),
+                key=lambda m: m.due_at,
+            )
+            lines.append(f"pending messages: {len(pending) or 'none'}")
+            for message in pending:
+                local = message.due_at.astimezone(story.zone)
+                why = message.last_error or (
+                    f"as planned ({message.sequence_key or 'no sequence'} / {message.step_key})"
+                )
+                lines.append(
+                    f"  #{message.id} {message.channel.value} {message.purpose.value}"
+                    f" {message.template_key}: {message.status.value},"
+                    f" due {local:%a %Y-%m-%d %H:%M} their time"
+                    f" ({message.due_at:%H:%M} UTC): {why}"
+                )
+    finally:
+        services.close()
+    for line in lines:
+        click.echo(line)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from nurture.config.settings import Settings
     from nurture.db.models import Channel
 
-from nurture.cli.base import cli, services_or_exit, settings_or_exit
+from nurture.cli.base import cli, log, services_or_exit, settings_or_exit
 from nurture.cli.consent import record_disclosures, sync_disclosures
 
 
@@ -79,6 +79,9 @@ def serve(host: str, port: int) -> None:
     configure_logging(settings.log_level, settings.log_format)
     services = services_or_exit(settings)
     record_disclosures(services)  # refuses to serve disclosure wording edited in place
+    mismatch = port_mismatch(settings.public_url, port)
+    if mismatch:
+        log.warning("%s", mismatch)
     uvicorn.run(
         create_app(services),
         host=host,
@@ -167,12 +170,16 @@ def prepare_run(host: str, port: int, concurrency: int, plan_path: Path) -> None
         if "outbox" in {settings.email_backend, settings.sms_backend}
         else None
     )
-    click.echo(f"nurture: sign-up form at http://{host}:{port}/consult")
-    if outbox is not None:
-        click.echo(f"nurture: messages are written to {outbox}/")
-    click.echo("nurture: Ctrl-C stops everything")
+    public_url, follows = public_url_for_run(settings, host, port)
     for line in placeholder_warnings(clinic.placeholders, smtp=settings.email_backend == "smtp"):
         click.echo(f"nurture: warning: {line}", err=True)
+    mismatch = port_mismatch(public_url, port)
+    if mismatch:
+        click.echo(f"nurture: warning: {mismatch}", err=True)
+    announce = [f"nurture: sign-up form at {public_url}/consult"]
+    if outbox is not None:
+        announce.append(f"nurture: messages are written to {outbox}/")
+    announce.append("nurture: Ctrl-C stops everything")
     # One metrics directory for both children: the web's /metrics adds up the worker's counters.
     metrics_dir = (settings.var_dir / "metrics" / "run").resolve()
     metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -180,9 +187,47 @@ def prepare_run(host: str, port: int, concurrency: int, plan_path: Path) -> None
         "PROMETHEUS_MULTIPROC_DIR": os.environ.get("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir)),
         "NURTURE_WORKER_METRICS_PORT": os.environ.get("NURTURE_WORKER_METRICS_PORT", "0"),
     }
+    if follows:  # links in messages (unsubscribe, preferences) must reach this server
+        env["NURTURE_PUBLIC_URL"] = public_url
     Plan(
         children={"worker": worker, "web": web},
         env=env,
         log_level=settings.log_level,
         log_format=settings.log_format,
+        announce=announce,
+        listening_on=(host, port),
     ).write(plan_path)
+
+
+LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0"}  # noqa: S104
+
+
+def public_url_for_run(settings: Settings, host: str, port: int) -> tuple[str, bool]:
+    """The public URL `nurture run` serves under, and whether it follows the port: in the
+    embedded setup, unless NURTURE_PUBLIC_URL was given, it is this host and port."""
+    if "public_url" in settings.model_fields_set:
+        return settings.public_url, False
+    shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104
+    return f"http://{shown}:{port}", True
+
+
+def port_mismatch(public_url: str, port: int) -> str | None:
+    """A warning when the public URL names this machine on another port than the web's: every
+    link in a message would then point at nothing. (Behind a proxy the ports differ by design,
+    and the public URL names the proxy, not this machine.)"""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(public_url)
+    if parts.hostname not in LOOPBACK_NAMES:
+        return None
+    try:
+        named = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    if named == port:
+        return None
+    return (
+        f"NURTURE_PUBLIC_URL is {public_url} but the web listens on port {port}: unsubscribe "
+        f"and preferences links in messages will point at port {named}. Unset it, or make it "
+        f"http://127.0.0.1:{port}."
+    )

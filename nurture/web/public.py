@@ -155,4 +155,17 @@ def _wording_of(services: Services, version: str) -> Disclosures:
 
 @router.get("/consult/thanks", response_class=HTMLResponse)
 def consult_thanks(request: Request, services: ServicesDep) -> HTMLResponse:
-    return pages.TemplateResponse(request, "thanks.html", {"clinic": services.clinic})
+    # The confirmation text waits for the morning when the sign-up came at night: say so, or
+    # a person (or a newcomer trying nurture) concludes texting is broken.
+    texts = services.policy.windows.sms
+    first_text_from = clock_time((texts.optin or texts.care).start)
+    context = {"clinic": services.clinic, "first_text_from": first_text_from}
+    return pages.TemplateResponse(request, "thanks.html", context)
+
+
+def clock_time(minutes: int) -> str:
+    """Minutes after midnight as people say it: 480 → "8 a.m.", 1290 → "9:30 p.m."."""
+    hour, minute = divmod(minutes % 1440, 60)
+    half = "a.m." if hour < 12 else "p.m."
+    shown = hour % 12 or 12
+    return f"{shown}:{minute:02d} {half}" if minute else f"{shown} {half}"

@@ -60,6 +60,13 @@ def test_nurture_run_delivers_a_form_signup_to_the_outbox(tmp_path: Path, log_di
         assert "STOP to opt out" in sms.body
         assert mail["To"] == "eli@example.com"
         assert mail["Subject"] == "We received your consultation request, Eli"
+        # Issue 14: with no NURTURE_PUBLIC_URL set, the public URL follows the port, so the
+        # links the web and the worker put in messages reach this server; the form's address
+        # was printed once the server answered.
+        assert f"nurture: sign-up form at {url}/consult" in run.output()
+        for process in celery + [p for p in _group(run.popen.pid) if b"serve" in _cmd(p)]:
+            environ = (process / "environ").read_bytes().split(b"\0")
+            assert f"NURTURE_PUBLIC_URL={url}".encode() in environ, _cmd(process)
     finally:
         # Ctrl-C in a terminal signals the whole process group.
         if run.popen.poll() is None:
@@ -96,3 +103,7 @@ def _pss_mib(proc: Path) -> float:
         if line.startswith("Pss:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no Pss in {proc}/smaps_rollup")
+
+
+def _cmd(proc: Path) -> bytes:
+    return (proc / "cmdline").read_bytes()
