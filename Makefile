@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast check format bench chromium clean
+.PHONY: run test test-fast check format bench chromium dovecot clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run  ## web + worker + beat on SQLite, messages to var/outbox/
 	$(BIN)/nurture run
 
-test: $(VENV)/.installed-dev chromium  ## the whole suite (PostgreSQL and Redis on loopback)
+test: $(VENV)/.installed-dev chromium dovecot  ## the whole suite (PostgreSQL and Redis on loopback)
 	$(BIN)/python -m pytest
 
 # The edit loop: unit tests and the database tests on SQLite, no PostgreSQL, no real processes,
@@ -55,6 +55,13 @@ chromium:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get install -y chromium >/dev/null || { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; }; \
 	  else echo "browser tests need Chromium: sudo apt-get install -y chromium" >&2; exit 1; fi; }
+
+# The reply-mailbox tests start Debian's Dovecot themselves (tests/support/imap_server.py).
+dovecot:
+	@test -x /usr/sbin/dovecot || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y dovecot-imapd >/dev/null || { apt-get update >/dev/null && apt-get install -y dovecot-imapd >/dev/null; }; \
+	  else echo "reply-mailbox tests need Dovecot: sudo apt-get install -y dovecot-imapd" >&2; exit 1; fi; }
 
 clean:
 	rm -rf $(VENV) var test-artifacts .mypy_cache .ruff_cache .pytest_cache

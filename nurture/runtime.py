@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.broker import BrokerGauge
 from nurture.config.clinic import Clinic, Disclosures, load_clinic, load_disclosures
+from nurture.config.integrations import Integrations, load_integrations
 from nurture.config.policy import Policy, load_policy
 from nurture.config.settings import Settings
 from nurture.content.compose import Writer
@@ -27,6 +29,9 @@ from nurture.outbox.throttle import SenderThrottle
 from nurture.preview.drafts import Studio
 from nurture.program.sequences import Catalog, load_catalog
 from nurture.transports import EmailTransport, SmsTransport
+
+if TYPE_CHECKING:
+    from nurture.transports.smtp import DkimSigner
 
 
 @dataclass
@@ -43,6 +48,8 @@ class Services:
     catalog: Catalog
     templates: DbTemplateStore
     renderer: Renderer = field(default_factory=Renderer)
+    # Booking tools (issue 13 §1): which event types count as the consult.
+    integrations: Integrations = field(default_factory=Integrations)
     email_override: EmailTransport | None = None
     sms_override: SmsTransport | None = None
 
@@ -156,12 +163,22 @@ def build_email_transport(settings: Settings, clinic: Clinic) -> EmailTransport:
             sender=sender,
             reply_to=str(clinic.email),
             timeout=settings.smtp_timeout,
+            dkim_signer=dkim_signer(settings),
         )
     from nurture.transports.outbox import OutboxEmailTransport
 
     return OutboxEmailTransport(
         settings.resolved_outbox_dir, sender=sender, reply_to=str(clinic.email)
     )
+
+
+def dkim_signer(settings: Settings) -> DkimSigner | None:
+    """The DKIM signer NURTURE_DKIM_* describe (issue 13 §4); ConfigError for a bad key."""
+    if settings.dkim_private_key is None:
+        return None
+    from nurture.transports.smtp import DkimSigner
+
+    return DkimSigner.load(settings.dkim_selector, settings.dkim_domain, settings.dkim_private_key)
 
 
 def build_sms_transport(settings: Settings) -> SmsTransport:
@@ -193,6 +210,7 @@ def build_services(settings: Settings) -> Services:
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     templates = DbTemplateStore(sessions, files)
+    dkim_signer(settings)  # a DKIM key that cannot sign stops the start, not the first send
     return Services(
         settings=settings,
         engine=engine,
@@ -203,4 +221,5 @@ def build_services(settings: Settings) -> Services:
         policy=load_policy(settings.config_dir),
         catalog=catalog,
         templates=templates,
+        integrations=load_integrations(settings.config_dir),
     )

@@ -27,6 +27,7 @@ SEND_LIMITS = (60.0, 90.0)  # (soft, hard) seconds
 # provider calls for at most SendPath.answer_within (40 s); still far below the reaper's.
 BATCH_LIMITS = (120.0, 150.0)
 DEFAULT_LIMITS = (300.0, 360.0)  # any task without its own
+NEW_LEAD_DIGEST_EVERY = 60.0  # seconds (issue 13 §5)
 
 
 def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
@@ -89,8 +90,23 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": settings.reap_interval,
                 "options": {"expires": settings.reap_interval},
             },
+            # Speed-to-lead (issue 13 §5): the digest goes on the first tick in staffed hours;
+            # each tick also shows `nurture doctor` that a beat is alive.
+            "new-lead-digest": {
+                "task": "nurture.new_lead_digest",
+                "schedule": NEW_LEAD_DIGEST_EVERY,
+                "options": {"expires": NEW_LEAD_DIGEST_EVERY},
+            },
         },
     }
+    if settings.imap_url is not None:
+        # Replies by e-mail (issue 13 §2). A poll may wait in IDLE for most of its interval;
+        # a tick that finds the last one still running just expires.
+        config["beat_schedule"]["read-reply-mailbox"] = {
+            "task": "nurture.read_reply_mailbox",
+            "schedule": settings.imap_poll_interval,
+            "options": {"expires": settings.imap_poll_interval},
+        }
     if settings.embedded_broker:
         from kombu.transport import sqlalchemy as kombu_sqlalchemy
 

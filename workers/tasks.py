@@ -13,6 +13,7 @@ from nurture.config.logs import configure_logging
 from nurture.config.settings import get_settings
 from nurture.db import session_scope
 from nurture.db.models import Channel
+from nurture.leads import notices
 from nurture.outbox import dispatch, planner, send
 from nurture.outbox.dispatch import Claimed
 from nurture.runtime import Services, build_services
@@ -113,3 +114,36 @@ def purge_broker() -> None:
             connection.execute(text("DELETE FROM kombu_message WHERE visible = 0"))
     finally:
         engine.dispose()
+
+
+# --- speed-to-lead (issue 13 §5) ---
+@app.task(name="nurture.new_lead_digest")
+def new_lead_digest() -> int:
+    """The morning digest of the night's new leads, sent on the first run in staffed hours."""
+    runtime = services()
+    with session_scope(runtime.sessions) as session:
+        now = clock.utcnow()
+        notices.record_beat_tick(session, notices.DIGEST_TASK, now=now)
+        return notices.send_digest(
+            session, clinic=runtime.clinic, public_url=runtime.settings.public_url, now=now
+        )
+
+
+# --- replies by e-mail (issue 13 §2) ---
+@app.task(name="nurture.read_reply_mailbox")
+def read_reply_mailbox() -> int:
+    """Read the reply mailbox (scheduled only when NURTURE_IMAP_URL is set)."""
+    from nurture.replies import mailbox
+
+    runtime = services()
+    url = runtime.settings.imap_url
+    if url is None:
+        return 0
+    report = mailbox.poll(
+        url.get_secret_value(),
+        runtime.sessions,
+        writer=runtime.writer,
+        keyword_lists=runtime.policy.keywords,
+        idle_seconds=runtime.settings.imap_idle_seconds,
+    )
+    return report.handled

@@ -12,7 +12,16 @@ import sys
 import click
 
 # Importing each command group's module registers it on the root group.
-from nurture.cli import consent, leads, ops, processes, sequences, templates, users  # noqa: F401
+from nurture.cli import (  # noqa: F401
+    consent,
+    doctor,
+    leads,
+    ops,
+    processes,
+    sequences,
+    templates,
+    users,
+)
 from nurture.cli.base import UsageProblem, cli
 
 __all__ = ["UsageProblem", "cli", "main"]

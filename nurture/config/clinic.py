@@ -10,10 +10,57 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator
 
+from nurture.config.policy import Window
 from nurture.config.yamlconf import load_model
 
 # The clinic.yaml fields that ship with example values and may be listed as placeholders.
 PLACEHOLDER_FIELDS = ("address", "on_call_phone")
+
+
+def _check_e164(value: str) -> str:
+    """Only a number written in E.164 that could be a real phone: a typo here would page
+    nobody, and nobody would find out until the night it mattered."""
+    if not re.fullmatch(r"\+[1-9]\d{7,14}", value):
+        raise ValueError(f"{value!r} is not an E.164 number (write it like +12085550199)")
+    if not phonenumbers.is_valid_number(phonenumbers.parse(value)):
+        raise ValueError(f"{value!r} is not a valid phone number")
+    return value
+
+
+# When nobody says otherwise, the clinic is staffed on weekdays 08:00-18:00, not on holidays.
+DEFAULT_STAFFED = Window(days=["mon", "tue", "wed", "thu", "fri"], start=480, end=1080)
+
+
+class NewLeadNotices(BaseModel):
+    """Who at the clinic hears of each new lead (issue 13 §5), and when someone is there to act.
+
+    A lead who arrives in ``staffed`` hours is announced at once to every address and number
+    listed; one who arrives outside them is in the digest sent when staffed hours next begin.
+    ``staffed`` also counts the business day within which someone should contact them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    email: list[EmailStr] = Field(default_factory=list, max_length=20)
+    sms: list[str] = Field(default_factory=list, max_length=10)
+    # Days, start and end in the clinic's own time zone (``timezone``); with skip_holidays,
+    # US federal holidays are not business days.
+    staffed: Window = DEFAULT_STAFFED.model_copy(update={"skip_holidays": True})
+
+    @field_validator("sms")
+    @classmethod
+    def _numbers(cls, value: list[str]) -> list[str]:
+        return [_check_e164(number) for number in value]
+
+    @field_validator("staffed")
+    @classmethod
+    def _some_day(cls, value: Window) -> Window:
+        if not value.weekdays():
+            raise ValueError("staffed needs at least one day, e.g. days: [mon, tue, wed, thu, fri]")
+        return value
+
+    @property
+    def recipients(self) -> int:
+        return len(self.email) + len(self.sms)
 
 
 class Clinic(BaseModel):
@@ -44,6 +91,8 @@ class Clinic(BaseModel):
     # wherever it would reach people (CAN-SPAM needs a real postal address, rule 17); `nurture
     # run` names each one. Remove a field from the list once it is real.
     placeholders: list[Literal["address", "on_call_phone"]] = Field(default_factory=list)
+    # Speed-to-lead (issue 13 §5): who is told of each new lead, and the staffed hours.
+    new_lead_notices: NewLeadNotices = Field(default_factory=NewLeadNotices)
 
     @field_validator("placeholders", mode="before")
     @classmethod
@@ -69,13 +118,7 @@ class Clinic(BaseModel):
     @field_validator("on_call_phone")
     @classmethod
     def _e164(cls, value: str) -> str:
-        """Only a number written in E.164 that could be a real phone: a typo here would page
-        nobody, and nobody would find out until the night it mattered."""
-        if not re.fullmatch(r"\+[1-9]\d{7,14}", value):
-            raise ValueError(f"{value!r} is not an E.164 number (write it like +12085550199)")
-        if not phonenumbers.is_valid_number(phonenumbers.parse(value)):
-            raise ValueError(f"{value!r} is not a valid phone number")
-        return value
+        return _check_e164(value)
 
     @field_validator("staffed_hours")
     @classmethod

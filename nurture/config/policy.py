@@ -189,6 +189,29 @@ class ReassignedNumbers(BaseModel):
         return value
 
 
+class EmailFeedback(BaseModel):
+    """Issue 13 §3: bounces and complaints the e-mail provider reports. Gmail and Yahoo want
+    spam complaints under 0.1 % of mail sent and never at 0.3 %; past a rate here, marketing
+    e-mail is paused (care e-mail still goes) until ops resume it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Complaints per e-mail sent over ``window`` at which marketing e-mail pauses (0.003 = 0.3 %).
+    pause_at_complaint_rate: float = Field(default=0.003, gt=0, le=1)
+    # Permanent bounces per e-mail sent over ``window`` at which it pauses (a list gone stale).
+    pause_at_bounce_rate: float = Field(default=0.05, gt=0, le=1)
+    window: Annotated[timedelta, BeforeValidator(_duration)] = timedelta(days=7)
+    # Below this many e-mails sent in the window, one complaint is not yet a rate.
+    min_sent: int = Field(default=200, ge=1)
+
+    @field_validator("window")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta():
+            raise ValueError("must be more than 0, e.g. 7d")
+        return value
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -200,6 +223,7 @@ class Policy(BaseModel):
     signups: SignupLimits
     content: ContentRules = Field(default_factory=ContentRules)
     reassigned_numbers: ReassignedNumbers = Field(default_factory=ReassignedNumbers)
+    email_feedback: EmailFeedback = Field(default_factory=EmailFeedback)
 
     @field_validator("states")
     @classmethod

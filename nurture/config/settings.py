@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from functools import cache
 from pathlib import Path
@@ -98,6 +99,106 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "text"] = "auto"
 
     log_level: str = "INFO"
+
+    # --- booking tools (issue 13 §1): each webhook answers 404 until its secret is set ---
+    calendly_signing_key: SecretStr | None = None
+    calcom_secret: SecretStr | None = None
+    # Acuity signs its webhooks with the API key and its webhook carries only ids: the
+    # appointment is fetched with the user id and API key (HTTP basic auth).
+    acuity_api_key: SecretStr | None = None
+    acuity_user_id: str = ""
+    acuity_api_url: str = "https://acuityscheduling.com/api/v1"
+    # Square's bookings name a customer id only: its e-mail and phone are fetched with a token.
+    square_signature_key: SecretStr | None = None
+    square_access_token: SecretStr | None = None
+    square_api_url: str = "https://connect.squareup.com"
+    # Each fetch from a booking tool's API: seconds per try, and tries.
+    booking_fetch_timeout: float = Field(default=10.0, gt=0, le=60)
+    booking_fetch_attempts: int = Field(default=3, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _booking_fetch_credentials(self) -> Settings:
+        if self.acuity_api_key is not None and not self.acuity_user_id:
+            raise ValueError(
+                "NURTURE_ACUITY_API_KEY needs NURTURE_ACUITY_USER_ID (Acuity's user id)"
+            )
+        if self.square_signature_key is not None and self.square_access_token is None:
+            raise ValueError(
+                "NURTURE_SQUARE_SIGNATURE_KEY needs NURTURE_SQUARE_ACCESS_TOKEN (to read the "
+                "customer a booking names)"
+            )
+        for name, url in (
+            ("NURTURE_ACUITY_API_URL", self.acuity_api_url),
+            ("NURTURE_SQUARE_API_URL", self.square_api_url),
+        ):
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.netloc:
+                raise ValueError(f"{name} must be an absolute http(s) URL")
+        return self
+
+    # --- end of booking tools (issue 13 §1) ---
+
+    # --- bounces and complaints, DKIM (issue 13 §3, §4) ---
+    # Amazon SES through SNS: the topic ARNs whose messages are accepted (comma-separated);
+    # none, and POST /webhooks/email/ses answers 404.
+    ses_topic_arns: Annotated[tuple[str, ...], NoDecode] = ()
+    # Where SNS signing certificates and subscription confirmations may be fetched from. Only
+    # a test points it elsewhere (at its own HTTPS stand-in); it must stay an https pattern.
+    sns_host_pattern: str = r"^https://sns\.[-a-z0-9]+\.amazonaws\.com(?:\.cn)?/"
+    # SendGrid's "Signed Event Webhook" public key (base64, as Mail Settings shows it).
+    sendgrid_webhook_public_key: str = ""
+    mailgun_signing_key: SecretStr = SecretStr("")
+    # Postmark signs nothing: its webhook URL carries HTTP basic auth with these.
+    postmark_webhook_user: str = ""
+    postmark_webhook_password: SecretStr = SecretStr("")
+    # DKIM for the SMTP transport: all three, or none. The key is a PEM file.
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    dkim_private_key: Path | None = None
+
+    @field_validator("ses_topic_arns", mode="before")
+    @classmethod
+    def _topic_arns(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ValueError("must be comma-separated SNS topic ARNs")
+        arns = tuple(str(item).strip() for item in items if str(item).strip())
+        for arn in arns:
+            if not re.fullmatch(r"arn:aws[-a-z]*:sns:[-a-z0-9]+:\d{12}:[-\w.]{1,256}", arn):
+                raise ValueError(f"{arn[:80]!r} is not an SNS topic ARN (arn:aws:sns:…)")
+        return arns
+
+    @field_validator("sns_host_pattern")
+    @classmethod
+    def _https_pattern(cls, value: str) -> str:
+        if not value.startswith("^https://"):
+            raise ValueError("must start with ^https:// (certificates come over HTTPS only)")
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"is not a regular expression: {error}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _dkim_complete(self) -> Settings:
+        given = {
+            "NURTURE_DKIM_SELECTOR": bool(self.dkim_selector),
+            "NURTURE_DKIM_DOMAIN": bool(self.dkim_domain),
+            "NURTURE_DKIM_PRIVATE_KEY": self.dkim_private_key is not None,
+        }
+        if any(given.values()) and not all(given.values()):
+            missing = ", ".join(name for name, ok in given.items() if not ok)
+            raise ValueError(f"DKIM needs its selector, domain and private key: set {missing}")
+        return self
+
+    # --- end of issue 13 §3, §4 ---
+
+    # --- replies by e-mail (issue 13 §2): the reply mailbox is read only when the URL is set ---
+    # imaps://user:password@host:993/INBOX (the password URL-encoded); plain imap:// on loopback.
+    imap_url: SecretStr | None = None
+    imap_poll_interval: float = 30.0  # seconds between polls (beat)
+    imap_idle_seconds: float = 20.0  # within a poll, how long IDLE waits for new mail
+    # --- end of replies by e-mail (issue 13 §2) ---
 
     @field_validator("public_url")
     @classmethod

@@ -76,6 +76,10 @@ class ConsentSource(StrEnum):
     COMPLAINT = "complaint"
     # The FCC Reassigned Numbers Database says the number changed hands since the consent.
     REASSIGNED_NUMBER = "reassigned_number"
+    # Words in an e-mail reply to the clinic ("unsubscribe", "stop e-mailing me"), issue 13 §2.
+    EMAIL_REPLY = "email_reply"
+    # A booking tool's booking (issue 13 §1): care about the appointment, never marketing.
+    BOOKING = "booking"
 
 
 class EnrollmentStatus(StrEnum):
@@ -499,3 +503,163 @@ class ReassignedCheck(Base):
     consent_date: Mapped[date]  # the LastVerifiedDate asked with (the consent's UTC day)
     answer: Mapped[ReassignedAnswer] = mapped_column(_enum(ReassignedAnswer))
     checked_at: Mapped[datetime]
+
+
+# --- bounces and complaints from e-mail providers (issue 13 §3) ---
+
+
+class EmailFeedbackKind(StrEnum):
+    BOUNCE = "bounce"  # permanent: the address is suppressed
+    TRANSIENT_BOUNCE = "transient_bounce"  # mailbox full, try later: only counted
+    COMPLAINT = "complaint"  # marked as spam: the address is suppressed
+
+
+class EmailFeedback(Base):
+    """One bounce or complaint for one address, as an e-mail provider reported it. The
+    provider's event id (with the address: one SES notice can name many) keeps a redelivery
+    from counting twice; the rows are also what the ops console's daily rates count."""
+
+    __tablename__ = "email_feedback"
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id", "address"),
+        Index(None, "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(255))
+    address: Mapped[str] = mapped_column(String(320))  # lower-cased
+    kind: Mapped[EmailFeedbackKind] = mapped_column(_enum(EmailFeedbackKind))
+    detail: Mapped[str] = mapped_column(String(500), default="")  # e.g. "Permanent/General"
+    occurred_at: Mapped[datetime]  # the provider's time, else when it arrived
+    received_at: Mapped[datetime]
+
+
+class EmailWebhookToken(Base):
+    """A signature token already used (Mailgun signs a timestamp and token, not the body): a
+    second delivery with the same token is a replay and is refused."""
+
+    __tablename__ = "email_webhook_tokens"
+
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    token: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seen_at: Mapped[datetime]
+
+
+# --- booking tool deliveries (issue 13 §1) ---
+class BookingDelivery(Base):
+    """One delivery of a booking tool's webhook, kept once per provider event identity.
+
+    Booking tools deliver at least once: a second delivery with the same key is acknowledged
+    and changes nothing. ``outcome`` says what the delivery did (applied, stale, ignored, ...)."""
+
+    __tablename__ = "booking_deliveries"
+    __table_args__ = (UniqueConstraint("provider", "delivery_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    delivery_key: Mapped[str] = mapped_column(String(400))
+    booking_key: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(32))
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("leads.id", ondelete="RESTRICT"))
+    # The booking's own timestamp for this change: the order events are applied in.
+    booking_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
+
+
+class BookingState(Base):
+    """What nurture last applied for one booking: later deliveries older than it are stale
+    (a late "created" never undoes a "canceled"), and a booking replaced by a reschedule
+    never books again."""
+
+    __tablename__ = "booking_states"
+
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    booking_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("leads.id", ondelete="RESTRICT"))
+    # What the last change applied made it: booked, replaced, cancelled, no_show, completed.
+    last_change: Mapped[str] = mapped_column(String(32))
+    consult_at: Mapped[datetime | None]
+    last_event_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(default=clock.utcnow, onupdate=clock.utcnow)
+
+
+# --- speed-to-lead (issue 13 §5) ---
+
+
+class LeadArrival(Base):
+    """A new lead as the clinic hears of it (issue 13 §5): how they came, when staff were told
+    (at once in staffed hours, else in the digest when staffed hours begin), by when someone
+    should have contacted them (one business day), and the first contact, by staff or by a
+    booking. One row per lead; a lead contacted without ever being announced (one from before
+    this table) gets its row when first contacted."""
+
+    __tablename__ = "lead_arrivals"
+    __table_args__ = (
+        Index(None, "awaiting_digest", "arrived_at"),
+        Index(None, "first_contacted_at", "contact_due_at"),
+    )
+
+    lead_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("leads.id", ondelete="RESTRICT"), primary_key=True
+    )
+    arrived_at: Mapped[datetime]
+    # How they came, in staff words ("the sign-up form", "a Calendly booking"): never their answers.
+    came_by: Mapped[str] = mapped_column(String(60))
+    awaiting_digest: Mapped[bool] = mapped_column(default=False)
+    announced_at: Mapped[datetime | None]
+    contact_due_at: Mapped[datetime | None]
+    first_contacted_at: Mapped[datetime | None]
+    first_contacted_by: Mapped[str | None] = mapped_column(String(200))  # an audit actor
+    first_contact_how: Mapped[str | None] = mapped_column(String(60))
+
+
+class BeatTick(Base):
+    """When a beat-scheduled task last ran. A worker's heartbeat says nothing about the beat;
+    this row does (`nurture doctor`): it only moves when the beat published and a worker ran."""
+
+    __tablename__ = "beat_ticks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_run_at: Mapped[datetime]
+
+
+# --- replies by e-mail (issue 13 §2) ---
+
+
+class MailboxMessage(Base):
+    """One message read from the reply mailbox over IMAP, recorded before it is marked seen.
+
+    A message is known by its place in the mailbox (UIDVALIDITY and UID, unique): after a crash
+    between recording and ``\\Seen`` the next poll finds the row and only marks it. The same mail
+    at a new place (the server renumbered the folder) has the ``fingerprint`` of a recorded one
+    and is recorded as a duplicate, not handled twice."""
+
+    __tablename__ = "mailbox_messages"
+    __table_args__ = (
+        UniqueConstraint("mailbox", "uidvalidity", "uid"),
+        Index(None, "fingerprint"),
+        Index(None, "lead_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    mailbox: Mapped[str] = mapped_column(String(300))  # user@host/folder, never the password
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    # sha256 of the Message-ID header (of the raw bytes when there is none).
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    from_address: Mapped[str | None] = mapped_column(String(320))
+    # reply, auto_reply, bounce, from_clinic (staff answering an alert) or duplicate
+    kind: Mapped[str] = mapped_column(String(20))
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("leads.id", ondelete="RESTRICT"))
+    # The e-mail of ours it answers (In-Reply-To / References), when it names one.
+    replied_to_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="RESTRICT")
+    )
+    inbound_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inbound_messages.id", ondelete="RESTRICT")
+    )
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime]

@@ -28,6 +28,7 @@ from nurture.config.clinic import Clinic
 from nurture.consent import disclosures, ledger
 from nurture.db import audit
 from nurture.db.models import Channel, ConsentAction, ConsentEvent, ConsentSource, Lead, Purpose
+from nurture.leads import notices
 from nurture.outbox import confirmations, planner
 from nurture.program import windows
 from nurture.program.sequences import Catalog, LifecycleEvent
@@ -555,6 +556,16 @@ def _apply(
     if texts_were_off and held is None:
         confirmations.plan_optin_confirmation(session, sms_owner, now=now, actor="lead")
     trail.write(session)
+    if created and staff is not None:  # speed-to-lead: a repeat sign-up tells no one again
+        notices.announce_new_lead(
+            session,
+            lead,
+            came_by=notices.came_by(evidence.source),
+            clinic=staff.clinic,
+            public_url=staff.public_url,
+            now=now,
+            actor="lead",
+        )
     return SignupResult(lead_id=lead.id, created=created)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from nurture import clock
 from nurture.db import audit
 from nurture.db.models import Lead, LeadEvent, LeadStage
+from nurture.leads import first_contact
 from nurture.outbox import planner
 from nurture.program.sequences import Catalog, LifecycleEvent
 
@@ -147,6 +148,12 @@ def apply_event(
             "enrolled": enrolled,
         },
     )
+    if event is LifecycleEvent.CONSULT_BOOKED:
+        # A booked consult means the clinic and the lead have found each other: the lead
+        # leaves the "nobody contacted them" list, whoever recorded the booking.
+        first_contact.record_first_contact(
+            session, lead, how=first_contact.BY_BOOKING, actor=actor, now=now
+        )
     return EventResult(str(lead.id), lead.stage, lead.consult_at, True, exited, enrolled)
 
 

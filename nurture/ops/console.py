@@ -22,12 +22,12 @@ from sqlalchemy import (
     not_,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import Session
 
 from nurture import db
+from nurture.config.policy import EmailFeedback as EmailFeedbackPolicy
 from nurture.db import audit
 from nurture.db.models import (
     Channel,
@@ -42,6 +42,7 @@ from nurture.db.models import (
     WorkerHeartbeat,
 )
 from nurture.outbox import pauses, states
+from nurture.outbox.email_feedback import rates as email_rates
 from nurture.program.sequences import Catalog
 from nurture.transports import SmsTransport
 
@@ -112,6 +113,60 @@ class SequenceLine:
 
 
 @dataclass
+class EmailRatesLine:
+    """One period's bounces and complaints against the e-mails sent to leads in it.
+
+    ``complaint_level``: "ok" under Gmail's and Yahoo's 0.1 %, "high" from 0.1 %, "limit" at
+    0.3 % or more, "none" with nothing sent."""
+
+    start: datetime
+    sent: int
+    bounces: int
+    transient_bounces: int
+    complaints: int
+    bounce_rate: float | None
+    complaint_rate: float | None
+    complaint_level: str
+
+
+def _rates_line(rates: email_rates.Rates) -> EmailRatesLine:
+    rate = rates.complaint_rate
+    level = (
+        "none"
+        if rate is None
+        else "limit"
+        if rate >= email_rates.COMPLAINT_LIMIT
+        else "high"
+        if rate >= email_rates.COMPLAINT_TARGET
+        else "ok"
+    )
+    return EmailRatesLine(
+        start=rates.start,
+        sent=rates.sent,
+        bounces=rates.bounces,
+        transient_bounces=rates.transient_bounces,
+        complaints=rates.complaints,
+        bounce_rate=rates.bounce_rate,
+        complaint_rate=rate,
+        complaint_level=level,
+    )
+
+
+EMAIL_RATE_DAYS = 14
+
+
+def email_feedback_lines(
+    session: Session, *, now: datetime, policy: EmailFeedbackPolicy | None = None
+) -> tuple[list[EmailRatesLine], EmailRatesLine | None]:
+    """The last 14 days' rates, and the rates over the policy's window (what pauses)."""
+    days = [_rates_line(r) for r in email_rates.daily(session, days=EMAIL_RATE_DAYS, now=now)]
+    window = None
+    if policy is not None:
+        window = _rates_line(email_rates.last(session, policy.window, now=now))
+    return days, window
+
+
+@dataclass
 class Status:
     at: datetime
     queues: dict[str, int | None]
@@ -125,13 +180,21 @@ class Status:
     held_by_pause: int
     pauses: list[dict[str, Any]]
     sequences: list[SequenceLine] = field(default_factory=list)
+    # Bounces and complaints against e-mail sent, per UTC day, oldest first (issue 13 §3).
+    email_rates: list[EmailRatesLine] = field(default_factory=list)
+    email_window: EmailRatesLine | None = None  # over the policy's window, when given one
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def status(
-    session: Session, *, catalog: Catalog, queues: dict[str, int | None], now: datetime
+    session: Session,
+    *,
+    catalog: Catalog,
+    queues: dict[str, int | None],
+    now: datetime,
+    email_feedback: EmailFeedbackPolicy | None = None,
 ) -> Status:
     """Everything the ops console and `nurture ops status` show, in one read.
 
@@ -200,6 +263,7 @@ def status(
     held = int(session.scalar(scheduled) or 0) - int(
         session.scalar(scheduled.where(*pauses.held_out(session))) or 0
     )
+    email_days, email_window = email_feedback_lines(session, now=now, policy=email_feedback)
     return Status(
         at=now,
         queues=queues,
@@ -248,6 +312,8 @@ def status(
             for p in pauses.active(session)
         ],
         sequences=sequence_lines(session, catalog, now),
+        email_rates=email_days,
+        email_window=email_window,
     )
 
 
@@ -368,11 +434,7 @@ def end_pause(
 
 
 def _held_by(pause: Pause) -> Any:
-    if pause.scope is PauseScope.ALL:
-        return text("1 = 1")
-    if pause.scope is PauseScope.CHANNEL:
-        return Message.channel == Channel(pause.value or "")
-    return Message.sequence_key == pause.value
+    return pauses.held_by(pause)
 
 
 def retry_failed(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, not_, or_, select
+from sqlalchemy import ColumnElement, and_, not_, or_, select, true
 from sqlalchemy.orm import Session
 
 from nurture.db import audit
@@ -25,20 +25,37 @@ def held_out(session: Session) -> list[ColumnElement[bool]]:
         return []
     if any(p.scope is PauseScope.ALL for p in active_pauses):
         return [Message.purpose == Purpose.ALERT]
-    channels = [p.value for p in active_pauses if p.scope is PauseScope.CHANNEL and p.value]
-    sequences = [p.value for p in active_pauses if p.scope is PauseScope.SEQUENCE and p.value]
-    held = or_(
-        Message.channel.in_([Channel(c) for c in channels]),
-        and_(Message.sequence_key.is_not(None), Message.sequence_key.in_(sequences)),
-    )
+    held = or_(*(held_by(p) for p in active_pauses))
     return [or_(Message.purpose == Purpose.ALERT, not_(held))]
+
+
+def channel_purpose(value: str | None) -> tuple[Channel, Purpose | None]:
+    """A channel pause's value: a channel ("email"), or one purpose on it ("email:marketing",
+    which the bounce and complaint rates start: care e-mail still goes)."""
+    channel, _, purpose = (value or "").partition(":")
+    return Channel(channel), Purpose(purpose) if purpose else None
+
+
+def held_by(pause: Pause) -> ColumnElement[bool]:
+    """The rows this pause holds (before the exception for staff alerts)."""
+    if pause.scope is PauseScope.ALL:
+        return true()
+    if pause.scope is PauseScope.CHANNEL:
+        channel, purpose = channel_purpose(pause.value)
+        if purpose is None:
+            return Message.channel == channel
+        return and_(Message.channel == channel, Message.purpose == purpose)
+    return and_(Message.sequence_key.is_not(None), Message.sequence_key == pause.value)
 
 
 def matching(pauses: list[Pause], message: Message) -> Pause | None:
     for pause in pauses:
         if pause.scope is PauseScope.ALL:
             return pause
-        if pause.scope is PauseScope.CHANNEL and pause.value == message.channel.value:
+        if pause.scope is PauseScope.CHANNEL and pause.value in (
+            message.channel.value,
+            f"{message.channel.value}:{message.purpose.value}",
+        ):
             return pause
         if pause.scope is PauseScope.SEQUENCE and pause.value == message.sequence_key:
             return pause

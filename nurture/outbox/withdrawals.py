@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from nurture.consent.ledger import LEDGER_PURPOSES, current, record
@@ -21,6 +21,7 @@ from nurture.db.models import (
     Channel,
     ConsentAction,
     ConsentSource,
+    Lead,
     Message,
     MessageStatus,
     Purpose,
@@ -119,3 +120,44 @@ def set_preference(
             now=now,
         )
     return True
+
+
+def suppress_email(
+    session: Session,
+    address: str,
+    *,
+    source: ConsentSource,
+    evidence: dict[str, Any],
+    actor: str,
+    now: datetime,
+) -> list[uuid.UUID]:
+    """Stop all e-mail to an address that bounced for good or complained: every lead with that
+    address has care and marketing e-mail revoked (with ``source``, bounce or complaint) and its
+    pending e-mails cancelled. The ids of the leads that had anything to revoke.
+
+    All e-mail, not only marketing: a dead address only hurts the sender's reputation, and a
+    person who marked the clinic's mail as spam must not get more of it, care included (staff
+    see the suppression on the lead page and can phone instead)."""
+    if source not in (ConsentSource.BOUNCE, ConsentSource.COMPLAINT):
+        raise ValueError(f"e-mail is suppressed for a bounce or a complaint, not {source.value}")
+    wanted = address.strip().lower()
+    leads = session.scalars(select(Lead.id).where(func.lower(Lead.email) == wanted)).all()
+    changed: list[uuid.UUID] = []
+    for lead_id in leads:
+        revoked = [
+            set_preference(
+                session,
+                lead_id,
+                Channel.EMAIL,
+                purpose,
+                False,
+                source=source,
+                evidence=evidence,
+                actor=actor,
+                now=now,
+            )
+            for purpose in LEDGER_PURPOSES
+        ]
+        if any(revoked):
+            changed.append(lead_id)
+    return changed

@@ -3,6 +3,10 @@
 Every text is stored once per Twilio MessageSid with its raw parameters, classified, acted on in
 the same transaction, and audited. The reply (if any) goes back as TwiML in the webhook response:
 responsive messages are immediate and never wait for quiet hours.
+
+The rules an e-mail reply shares with a text live here once: :func:`crisis_actions` (page,
+hold, staff alert, audit) and :func:`needs_person` (the staff inbox and a marketing pause);
+`nurture.replies.email_replies` calls them for mail read from the reply mailbox.
 """
 
 from __future__ import annotations
@@ -215,7 +219,7 @@ def handle_inbound(
     elif reading.kind is InboundClass.CONFIRM and _has_upcoming_consult(lead, now):
         replies.append(_confirm_consult(session, writer, lead, catalog, now=now))
     elif reading.kind in {InboundClass.OTHER, InboundClass.CONFIRM} and not reading.crisis:
-        _needs_person(
+        needs_person(
             session,
             inbound,
             lead,
@@ -224,6 +228,7 @@ def handle_inbound(
             reason="a reply that needs a person",
             template="staff-reply-alert",
             pause_reason="replied by text; waiting for staff",
+            sender=lead.phone,
         )
     _record_replies(session, lead, inbound, replies, now)
     return InboundResult(
@@ -303,7 +308,7 @@ def _opt_in(
     elif reading.yes and _confirmation_pending(session, lead, catalog, now):
         replies.append(_confirm_consult(session, writer, lead, catalog, now=now))
     else:
-        _needs_person(
+        needs_person(
             session,
             inbound,
             lead,
@@ -312,6 +317,7 @@ def _opt_in(
             reason="an opt-in word from someone already subscribed; nothing to confirm",
             template="staff-reply-alert",
             pause_reason="replied by text; waiting for staff",
+            sender=lead.phone,
         )
 
 
@@ -328,15 +334,41 @@ def _crisis(
     clinician, every nurture send to them held, and an audit entry; whatever else the text
     also is."""
     replies.append(_reply(session, writer, lead, "crisis-reply"))
-    _needs_person(
+    crisis_actions(
+        session,
+        inbound,
+        lead,
+        writer,
+        now=now,
+        template="staff-crisis-alert",
+        pause_reason="crisis words in a text",
+        sender=lead.phone,
+    )
+
+
+def crisis_actions(
+    session: Session,
+    inbound: InboundMessage,
+    lead: Lead,
+    writer: Writer,
+    *,
+    now: datetime,
+    template: str,
+    pause_reason: str,
+    sender: str | None,
+) -> None:
+    """Rule 26 after the reply to the person (which each channel sends its own way): the staff
+    inbox and an alert, every nurture send held, the on-call clinician paged, an audit entry."""
+    needs_person(
         session,
         inbound,
         lead,
         writer,
         now=now,
         reason="crisis words",
-        template="staff-crisis-alert",
-        pause_reason="crisis words in a text",
+        template=template,
+        pause_reason=pause_reason,
+        sender=sender,
     )
     pauses.hold_for_crisis(session, lead, actor=audit.SYSTEM, now=now)
     alerts.page_on_call(
@@ -445,18 +477,25 @@ def _received(lead: Lead, writer: Writer, now: datetime) -> str:
 
 
 def _alert_details(
-    inbound: InboundMessage, lead: Lead, writer: Writer, now: datetime, *, reason: str
+    inbound: InboundMessage,
+    lead: Lead,
+    writer: Writer,
+    now: datetime,
+    *,
+    reason: str,
+    sender: str | None = None,
 ) -> dict[str, Any]:
     return {
         "lead_name": f"{lead.first_name} {lead.last_name}".strip() or "someone not signed up",
-        "phone": lead.phone,
+        # Where it came from: the number of a text, the address of an e-mail.
+        "phone": sender if sender is not None else lead.phone,
         "body": inbound.body,
         "reason": reason,
         "received": _received(lead, writer, now),
     }
 
 
-def _needs_person(
+def needs_person(
     session: Session,
     inbound: InboundMessage,
     lead: Lead,
@@ -466,7 +505,10 @@ def _needs_person(
     reason: str,
     template: str,
     pause_reason: str,
+    sender: str | None,
 ) -> None:
+    """A reply that only a person can answer: into the staff inbox, an alert e-mail to staff,
+    and marketing to the lead paused until someone resumes it."""
     inbound.needs_attention = True
     inbound.attention_reason = reason
     pauses.pause_lead_marketing(session, lead, reason=pause_reason, actor=audit.SYSTEM, now=now)
@@ -474,7 +516,7 @@ def _needs_person(
         session,
         lead,
         template=template,
-        details=_alert_details(inbound, lead, writer, now, reason=reason),
+        details=_alert_details(inbound, lead, writer, now, reason=reason, sender=sender),
         clinic=writer.clinic,
         public_url=writer.public_url,
         now=now,

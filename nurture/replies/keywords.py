@@ -5,6 +5,9 @@ Exact keywords are matched after trimming, lower-casing and stripping accents an
 opt-out too, flagged for a person to review. Crisis words are looked for in every text, whatever
 else it is: the lexicon is ``keywords.crisis`` in config/policy.yaml, and its corpus of examples
 (both ways) is tests/unit/test_crisis_corpus.py.
+
+An e-mail reply is read the same way with :func:`read_email`: the same crisis lexicon, the same
+exact keywords, and e-mail's own phrases for "stop e-mailing me".
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ YES_WORDS = frozenset({"yes"})
 CANCEL_WORDS = frozenset({"cancel", "cancelar"})
 # Emoji that carry a word; every other emoji is dropped like punctuation.
 EMOJI_WORDS = {"\N{OCTAGONAL SIGN}": " stop "}
+# What asks for no more (marketing) e-mail in a reply, matched on normalized text ("e-mailing"
+# is "e mailing" by then). Free text, so every match is flagged for a person to check.
+EMAIL_OPT_OUT_PHRASES = (
+    r"\bunsubscrib",
+    r"\bstop (?:e ?mail\w*|sending|writing|contacting|messaging)\b",
+    r"\b(?:no more|don t|do not|dont|never) (?:send (?:me )?(?:any )?(?:more )?)?e ?mails?\b",
+    r"\bremove me\b",
+    r"\btake me off\b",
+    r"\bopt (?:me )?out\b",
+)
 
 
 def normalize(body: str) -> str:
@@ -68,7 +81,7 @@ def read(body: str, keywords: Keywords, *, opt_out_type: str | None = None) -> R
     """Classify a text. ``opt_out_type`` is Twilio's OptOutType field, honoured as given."""
     text = normalize(body)
     word = _as_keyword(text)
-    crisis = any(p.search(text) for p in _compiled(tuple(keywords.crisis)))
+    crisis = _crisis_in(text, keywords)
     provider = (opt_out_type or "").strip().upper()
     if provider == "STOP" or word in _words(tuple(keywords.opt_out)):
         cancel = word in CANCEL_WORDS
@@ -86,4 +99,26 @@ def read(body: str, keywords: Keywords, *, opt_out_type: str | None = None) -> R
         return Reading(InboundClass.CRISIS, True, opts_out=False, by_phrase=False)
     if text in CONFIRM_WORDS:
         return Reading(InboundClass.CONFIRM, False, opts_out=False, by_phrase=False)
+    return Reading(InboundClass.OTHER, False, opts_out=False, by_phrase=False)
+
+
+def _crisis_in(text: str, keywords: Keywords) -> bool:
+    """Crisis words anywhere in normalized text: one lexicon for texts and e-mails."""
+    return any(p.search(text) for p in _compiled(tuple(keywords.crisis)))
+
+
+def read_email(text: str, keywords: Keywords) -> Reading:
+    """Classify what someone wrote in an e-mail reply (quoted text already removed): crisis,
+    an opt-out of e-mail marketing (an exact keyword or a phrase), or a reply for a person.
+    Every opt-out is ``by_phrase``: an e-mail is prose, so a person checks it."""
+    normalized = normalize(text)
+    crisis = _crisis_in(normalized, keywords)
+    word = _as_keyword(normalized)
+    opts_out = word in _words(tuple(keywords.opt_out)) or any(
+        p.search(normalized) for p in _compiled(EMAIL_OPT_OUT_PHRASES)
+    )
+    if crisis:
+        return Reading(InboundClass.CRISIS, True, opts_out=opts_out, by_phrase=opts_out)
+    if opts_out:
+        return Reading(InboundClass.OPT_OUT_PHRASE, False, opts_out=True, by_phrase=True)
     return Reading(InboundClass.OTHER, False, opts_out=False, by_phrase=False)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
@@ -24,6 +27,8 @@ from nurture.leads.intake import (
     Signup,
     StaffContact,
     is_bot,
+    normalize_email,
+    normalize_phone,
     parse_signup,
     submit_signup,
 )
@@ -36,6 +41,7 @@ from nurture.leads.lifecycle import (
 )
 from nurture.leads.signup_limits import Limited
 from nurture.program import windows
+from nurture.program.sequences import LifecycleEvent
 from nurture.runtime import Services
 from nurture.web.deps import (
     ReadSessionDep,
@@ -108,6 +114,18 @@ EVENT_BODY = _json_body(
         },
     },
     "A lifecycle event; event_id makes a retried event count once.",
+)
+LEAD_EVENT_BODY = _json_body(
+    {
+        **EVENT_BODY["requestBody"]["content"]["application/json"]["schema"],
+        "properties": {
+            **EVENT_BODY["requestBody"]["content"]["application/json"]["schema"]["properties"],
+            "email": {"type": "string", "maxLength": 320},
+            "phone": {"type": "string", "maxLength": 40},
+        },
+    },
+    "A lifecycle event naming the lead by email (first) or phone; event_id makes a retried"
+    " event count once.",
 )
 
 
@@ -310,6 +328,46 @@ def _parse_instant(value: object) -> datetime | None:
 )
 async def post_event(lead_id: uuid.UUID, request: Request, services: ServicesDep) -> JSONResponse:
     """A lifecycle event from the clinic's systems (booked, rescheduled, cancelled, ...)."""
+    parsed = await _read_event(request, names_lead=False)
+    if isinstance(parsed, JSONResponse):
+        return parsed
+    return await _apply_event(
+        services, parsed, lambda session: session.get(Lead, lead_id), f"no lead {lead_id}"
+    )
+
+
+@router.post("/events", dependencies=[Depends(require_api_key)], openapi_extra=LEAD_EVENT_BODY)
+async def post_event_by_contact(request: Request, services: ServicesDep) -> JSONResponse:
+    """A lifecycle event naming the lead by e-mail or phone (Zapier, a clinic's own system):
+    the lead with that e-mail address, else the one with that phone number."""
+    parsed = await _read_event(request, names_lead=True)
+    if isinstance(parsed, JSONResponse):
+        return parsed
+    email, phone = parsed.email, parsed.phone
+
+    def find(session: Session) -> Lead | None:
+        for column, value in ((Lead.email, email), (Lead.phone, phone)):
+            if value is not None:
+                found = session.scalars(select(Lead).where(column == value)).one_or_none()
+                if found is not None:
+                    return found
+        return None
+
+    return await _apply_event(
+        services, parsed, find, "no lead with that e-mail address or phone number"
+    )
+
+
+@dataclass(frozen=True)
+class _Event:
+    event: LifecycleEvent
+    consult_at: datetime | None
+    event_id: str | None
+    email: str | None = None
+    phone: str | None = None
+
+
+async def _read_event(request: Request, *, names_lead: bool) -> _Event | JSONResponse:
     try:
         body = parse_json(await request.body())
     except JsonBodyError as error:
@@ -318,35 +376,62 @@ async def post_event(lead_id: uuid.UUID, request: Request, services: ServicesDep
         return problems_response(
             [FieldProblem("body", "send a JSON object with type and consult_at")], what="event"
         )
-    unknown = set(body) - {"type", "consult_at", "event_id"}
+    fields = {"type", "consult_at", "event_id"} | ({"email", "phone"} if names_lead else set())
+    unknown = set(body) - fields
     try:
         if unknown:
-            raise EventError(
-                sorted(unknown)[0], "unknown field; send type, consult_at and event_id"
-            )
+            raise EventError(sorted(unknown)[0], f"unknown field; send {', '.join(sorted(fields))}")
         event = parse_event_type(body.get("type"))
         consult_at = _parse_instant(body.get("consult_at"))
         event_id = body.get("event_id")
         if event_id is not None and (not isinstance(event_id, str) or not 0 < len(event_id) <= 200):
             raise EventError("event_id", "must be text of 1 to 200 characters")
+        email, phone = _contact(body) if names_lead else (None, None)
     except EventError as error:
         return problems_response([FieldProblem(error.field, error.message)], what="event")
+    return _Event(event, consult_at, event_id, email, phone)
 
+
+def _contact(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The e-mail address and phone number that name the lead, normalised as intake does."""
+    values: dict[str, str | None] = {}
+    for name, normalize in (("email", normalize_email), ("phone", normalize_phone)):
+        raw = body.get(name)
+        if raw is None or raw == "":
+            values[name] = None
+            continue
+        if not isinstance(raw, str) or len(raw) > 320:
+            raise EventError(name, "must be text")
+        try:
+            values[name] = normalize(raw.strip())
+        except ValueError as error:
+            raise EventError(name, str(error)) from None
+    if values["email"] is None and values["phone"] is None:
+        raise EventError("email", "name the lead by email or phone")
+    return values["email"], values["phone"]
+
+
+async def _apply_event(
+    services: Services,
+    parsed: _Event,
+    find: Callable[[Session], Lead | None],
+    not_found: str,
+) -> JSONResponse:
     def apply() -> EventResult | None:
         with services.sessions.begin() as session:
-            lead = session.get(Lead, lead_id)  # apply_event locks it
+            lead = find(session)  # apply_event locks it
             if lead is None:
                 return None
             return apply_event(
                 session,
                 lead,
-                event,
-                consult_at=consult_at,
+                parsed.event,
+                consult_at=parsed.consult_at,
                 catalog=services.catalog,
                 clinic_zone=services.clinic.zone,
                 now=clock.utcnow(),
                 actor="api",
-                idempotency_key=event_id,
+                idempotency_key=parsed.event_id,
             )
 
     try:
@@ -354,7 +439,7 @@ async def post_event(lead_id: uuid.UUID, request: Request, services: ServicesDep
     except EventError as error:
         return problems_response([FieldProblem(error.field, error.message)], what="event")
     if result is None:
-        raise HTTPException(404, f"no lead {lead_id}")
+        raise HTTPException(404, not_found)
     return JSONResponse(
         {
             "lead_id": result.lead_id,

@@ -14,7 +14,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nurture.runtime import Services
-from nurture.web import admin, api, embed, health, public, unsubscribe, webhooks
+from nurture.web import (
+    admin,
+    api,
+    booking_webhooks,
+    email_webhooks,
+    embed,
+    health,
+    public,
+    unsubscribe,
+    webhooks,
+)
 from nurture.web.admin.auth import LoginRequiredError, current_staff, login_redirect
 from nurture.web.admin.staff_page import render
 from nurture.web.body_limits import BodyLimitMiddleware
@@ -80,6 +90,8 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(NoFramingMiddleware)  # only /embed/ may be framed, where it is allowed
     app.include_router(api.router)
     app.include_router(webhooks.router)
+    app.include_router(booking_webhooks.router)
+    app.include_router(email_webhooks.router)
     app.include_router(public.router, include_in_schema=False)
     app.include_router(embed.router, include_in_schema=False)
     app.include_router(health.router, include_in_schema=False)

@@ -21,6 +21,8 @@ KIB = 1024
 BODY_LIMITS: tuple[tuple[str, int], ...] = (
     ("/admin/templates", 1024 * KIB),
     ("/admin", 256 * KIB),
+    # SendGrid posts its events in batches (up to a few hundred) that pass the default.
+    ("/webhooks/email", 1024 * KIB),
 )
 DEFAULT_BODY_LIMIT = 64 * KIB
 

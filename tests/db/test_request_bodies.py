@@ -129,6 +129,7 @@ def test_limits_by_path() -> None:
     assert body_limit_for("/consult") == 64 * KIB
     assert body_limit_for("/u/some-token") == 64 * KIB
     assert body_limit_for("/webhooks/twilio/sms") == 64 * KIB
+    assert body_limit_for("/webhooks/email/sendgrid") == 1024 * KIB  # its batches of events
     assert body_limit_for("/admin/leads/x/events") == 256 * KIB
     assert body_limit_for("/admin/templates/email/welcome/drafts") == 1024 * KIB
     assert body_limit_for("/admin/templatesque") == 256 * KIB

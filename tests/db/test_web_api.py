@@ -242,8 +242,17 @@ def test_the_openapi_document_lists_only_the_api_and_webhooks(client: TestClient
         "/api/v1/signups",
         "/api/v1/leads/{lead_id}",
         "/api/v1/leads/{lead_id}/events",
+        "/api/v1/events",
         "/webhooks/twilio/sms",
         "/webhooks/twilio/status",
+        "/webhooks/calendly",
+        "/webhooks/calcom",
+        "/webhooks/acuity",
+        "/webhooks/square",
+        "/webhooks/email/ses",
+        "/webhooks/email/sendgrid",
+        "/webhooks/email/mailgun",
+        "/webhooks/email/postmark",
     }
     signup = document.json()["paths"]["/api/v1/signups"]["post"]
     schema = signup["requestBody"]["content"]["application/json"]["schema"]

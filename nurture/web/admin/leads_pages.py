@@ -1,5 +1,6 @@
 """Leads: find one, read their whole story, and act on it (resume marketing, mark a reply
-handled, record a lifecycle event or an opt-out received by phone)."""
+handled, record a lifecycle event or an opt-out received by phone, mark them contacted); and the
+new leads nobody has contacted within one business day."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from nurture import clock
 from nurture.content.staff_time import local_input_value, local_text, utc_text
 from nurture.db import audit
 from nurture.db.models import Lead
-from nurture.leads import lifecycle, search
+from nurture.leads import first_contact, lifecycle, search
 from nurture.leads import story as lead_story
 from nurture.runtime import Services
 from nurture.web.admin.auth import LeadsStaff, Staff, check_csrf
@@ -71,6 +72,30 @@ def find(request: Request, services: ServicesDep, who: LeadsStaff, q: str = "") 
     )
 
 
+@router.get("/uncontacted", response_class=HTMLResponse)
+def uncontacted(request: Request, services: ServicesDep, who: LeadsStaff) -> HTMLResponse:
+    """Speed-to-lead: announced leads whose business day passed with nobody reaching them."""
+    zone = services.clinic.zone
+    with services.read_sessions() as session:
+        overdue = first_contact.uncontacted(session, now=clock.utcnow())
+    rows = [
+        {
+            "lead": row.lead,
+            "name": search.display_name(row.lead),
+            "came_by": row.arrival.came_by,
+            "arrived": local_text(row.arrival.arrived_at, zone),
+            "due": local_text(row.arrival.contact_due_at, zone),
+        }
+        for row in overdue
+    ]
+    return render(
+        request,
+        who,
+        "uncontacted.html",
+        {"rows": rows, "limit": first_contact.MAX_LISTED, "zone": zone.key},
+    )
+
+
 @router.get("/{lead_id}", response_class=HTMLResponse)
 def show(request: Request, lead_id: str, services: ServicesDep, who: LeadsStaff) -> HTMLResponse:
     parsed = _lead_id(lead_id)
@@ -94,6 +119,7 @@ def _lead_page(
 ) -> HTMLResponse:
     with services.read_sessions() as session:
         story = lead_story.load_story(session, lead_id, clinic_zone=services.clinic.zone)
+        arrival = first_contact.arrival_of(session, lead_id)
     if story is None:
         raise HTTPException(404, "no lead with this id")
     zone = story.zone
@@ -121,6 +147,8 @@ def _lead_page(
                 **(entered or {}),
             },
             "max_note": lead_story.MAX_NOTE,
+            "arrival": arrival,
+            "clinic_local": lambda instant: local_text(instant, services.clinic.zone),
         },
         status_code=status,
     )
@@ -164,6 +192,23 @@ async def handled(
     if _field(form, "return_to") == "inbox":
         return RedirectResponse("/admin/inbox?notice=handled", 303)
     return RedirectResponse(f"/admin/leads/{parsed}?notice=handled", 303)
+
+
+@router.post("/{lead_id}/contacted")
+async def contacted(
+    request: Request, lead_id: str, services: ServicesDep, who: LeadsStaff
+) -> Response:
+    check_csrf(who, await request.form())
+    parsed = _lead_id(lead_id)
+    await run_in_threadpool(
+        _with_lead,
+        services,
+        parsed,
+        lambda session, lead: first_contact.record_first_contact(
+            session, lead, how=first_contact.BY_STAFF, actor=who.actor, now=clock.utcnow()
+        ),
+    )
+    return RedirectResponse(f"/admin/leads/{parsed}?notice=event", 303)
 
 
 @router.post("/{lead_id}/events")

@@ -24,6 +24,7 @@ from starlette.datastructures import FormData
 from nurture import clock, ops
 from nurture.content.staff_time import utc_text
 from nurture.db.models import Channel
+from nurture.outbox.email_feedback.rates import percent, window_text
 from nurture.runtime import Services
 from nurture.web.admin.auth import OpsStaff, Staff, check_csrf
 from nurture.web.admin.sparkline import sparkline
@@ -86,7 +87,13 @@ def _relative(value: datetime | str | None, now: datetime) -> str:
 def _snapshot(services: Services, now: datetime) -> ops.Status:
     queues = services.broker.depths()
     with services.read_sessions() as session:
-        return ops.status(session, catalog=services.catalog, queues=queues, now=now)
+        return ops.status(
+            session,
+            catalog=services.catalog,
+            queues=queues,
+            now=now,
+            email_feedback=services.policy.email_feedback,
+        )
 
 
 def _count_text(request: Request) -> str:
@@ -137,6 +144,9 @@ def _ops_page(
             "max_provider_id": MAX_PROVIDER_ID,
             "alive_within": human_duration(ops.ALIVE_WITHIN.total_seconds()),
             "refresh_seconds": REFRESH_SECONDS,
+            "feedback_policy": services.policy.email_feedback,
+            "percent": percent,
+            "window_text": window_text,
             "count_text": "" if errors else _count_text(request),
             "errors": errors or [],
             "entered": {
