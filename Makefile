@@ -20,8 +20,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed-run
 
-run: $(VENV)/.installed-run  ## web + worker + beat on SQLite, messages to var/outbox/
-	$(BIN)/nurture run
+PORT ?= 8000
+
+run: $(VENV)/.installed-run  ## web + worker + beat on SQLite, messages to var/outbox/ (PORT=8000)
+	$(BIN)/nurture run --port $(PORT)
 
 test: $(VENV)/.installed-dev chromium dovecot  ## the whole suite (PostgreSQL and Redis on loopback)
 	$(BIN)/python -m pytest

@@ -71,10 +71,11 @@ def leads_event(lead: str, event_type: str, at: str | None) -> None:
 @click.argument("lead")
 def leads_show(lead: str) -> None:
     """Who LEAD is (its id, e-mail or phone), what they agreed to, and each message still to
-    go: when (their time and UTC) and why then."""
+    go: when (their time and UTC, by the sending hours) and why then."""
+    from nurture import clock
     from nurture.db.models import PENDING_STATUSES
     from nurture.leads.intake import find_lead
-    from nurture.leads.story import load_story
+    from nurture.leads.story import expected_send, load_story
 
     services = services_or_exit(settings_or_exit())
     try:
@@ -99,16 +100,23 @@ def leads_show(lead: str) -> None:
                 key=lambda m: m.due_at,
             )
             lines.append(f"pending messages: {len(pending) or 'none'}")
+            now = clock.utcnow()
             for message in pending:
-                local = message.due_at.astimezone(story.zone)
-                why = message.last_error or (
-                    f"as planned ({message.sequence_key or 'no sequence'} / {message.step_key})"
+                expected = expected_send(
+                    message,
+                    found,
+                    policy=services.policy,
+                    clinic_zone=services.clinic.zone,
+                    now=now,
                 )
+                when = "never"
+                if expected.at is not None:
+                    local = expected.at.astimezone(story.zone)
+                    when = f"{local:%a %Y-%m-%d %H:%M} their time ({expected.at:%H:%M} UTC)"
                 lines.append(
                     f"  #{message.id} {message.channel.value} {message.purpose.value}"
-                    f" {message.template_key}: {message.status.value},"
-                    f" due {local:%a %Y-%m-%d %H:%M} their time"
-                    f" ({message.due_at:%H:%M} UTC): {why}"
+                    f" {message.template_key}: {message.status.value}, goes {when}:"
+                    f" {expected.why}"
                 )
     finally:
         services.close()

@@ -231,16 +231,21 @@ class FieldProblem:
 
 
 def cross_field_problems(
-    signup: Signup, *, sms_countries: list[str] | None = None
+    signup: Signup, *, sms_countries: list[str] | None = None, given: frozenset[str] = frozenset()
 ) -> list[FieldProblem]:
-    """Rules that span fields, each reported against the field the person should fix."""
+    """Rules that span fields, each reported against the field the person should fix.
+
+    ``given``: fields the person filled in that failed their own check (a mistyped phone is
+    not a missing one: it is not reported again as "give an e-mail address or a phone")."""
     problems = []
-    if not signup.email and not signup.phone:
+    has_email = bool(signup.email) or "email" in given
+    has_phone = bool(signup.phone) or "phone" in given
+    if not has_email and not has_phone:
         problems.append(FieldProblem("email", "give an e-mail address or a phone number"))
     texts = signup.consent.sms_marketing or signup.consent.sms_care
-    if texts and not signup.phone:
+    if texts and not has_phone:
         problems.append(FieldProblem("phone", "a phone number is needed to receive texts"))
-    if signup.consent.email_marketing and not signup.email:
+    if signup.consent.email_marketing and not has_email:
         problems.append(FieldProblem("email", "an e-mail address is needed to receive e-mail"))
     if texts and signup.phone and sms_countries is not None:
         region = phonenumbers.region_code_for_number(phonenumbers.parse(signup.phone))
@@ -278,10 +283,27 @@ def _field_problems(error: ValidationError) -> list[FieldProblem]:
     return [
         FieldProblem(
             ".".join(str(part) for part in item["loc"]) or "body",
-            item["msg"].removeprefix("Value error, "),
+            _in_words(item["loc"], item["type"], item.get("ctx") or {})
+            or item["msg"].removeprefix("Value error, "),
         )
         for item in error.errors(include_url=False)
     ]
+
+
+def _in_words(loc: tuple[int | str, ...], kind: str, ctx: dict[str, Any]) -> str | None:
+    """What a person reads instead of the validator's own words (our rules speak already)."""
+    name = loc[0] if loc else None
+    if name == "first_name" and kind in {"missing", "string_too_short"}:
+        return "please tell us your first name"
+    if kind == "string_too_long":
+        return f"too long: at most {ctx.get('max_length', 'a few')} characters"
+    if kind == "missing":
+        return "this is required"
+    if kind in {"string_type", "bool_type", "bool_parsing", "dict_type"}:
+        return {"string_type": "must be text", "dict_type": "must be an object"}.get(
+            kind, "must be yes or no"
+        )
+    return None  # our own rules (value_error) and anything rarer keep their message
 
 
 def parse_signup(data: object, *, sms_countries: list[str] | None = None) -> Signup:
@@ -295,6 +317,9 @@ def parse_signup(data: object, *, sms_countries: list[str] | None = None) -> Sig
         if isinstance(data, dict):
             flagged = {problem.field.split(".")[0] for problem in problems}
             rest = {key: value for key, value in data.items() if key not in flagged}
+            if "first_name" in flagged:  # reported already; stand in so the rest can be checked
+                rest["first_name"] = "-"
+            given = frozenset(name for name in flagged if str(data.get(name) or "").strip())
             try:
                 partial = Signup.model_validate(rest)
             except ValidationError:
@@ -302,7 +327,7 @@ def parse_signup(data: object, *, sms_countries: list[str] | None = None) -> Sig
             else:
                 problems += [
                     p
-                    for p in cross_field_problems(partial, sms_countries=sms_countries)
+                    for p in cross_field_problems(partial, sms_countries=sms_countries, given=given)
                     if p.field.split(".")[0] not in flagged
                 ]
         raise InvalidSignupError(problems) from None

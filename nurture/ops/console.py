@@ -51,6 +51,10 @@ ALIVE_WITHIN = timedelta(seconds=45)
 LATENESS_SAMPLE = 10_000
 
 
+# Failed rows listed with a retry button each (the codes table covers any more).
+FAILED_LISTED = 50
+
+
 class OpsError(ValueError):
     pass
 
@@ -177,6 +181,7 @@ class Status:
     failures_by_code: dict[str, int]  # last 24 h
     retrying_by_code: dict[str, int]  # scheduled again after a transient error, waiting to retry
     unknown: list[dict[str, Any]]
+    failed: list[dict[str, Any]]  # the last 24 h, newest first, at most FAILED_LISTED
     held_by_pause: int
     pauses: list[dict[str, Any]]
     sequences: list[SequenceLine] = field(default_factory=list)
@@ -257,6 +262,28 @@ def status(
             .limit(100)
         )
     ]
+    # The failed rows themselves, newest first, so each can be retried by a button.
+    failed = [
+        {
+            "id": m.id,
+            "channel": m.channel.value,
+            "lead_id": str(m.lead_id),
+            "step": m.step_key,
+            "status": m.status.value,
+            "since": m.status_at.isoformat(),
+            "code": m.error_code,
+            "reason": m.last_error,
+        }
+        for m in session.scalars(
+            select(Message)
+            .where(
+                Message.status.in_((MessageStatus.FAILED, MessageStatus.UNDELIVERED)),
+                Message.status_at >= now - timedelta(hours=24),
+            )
+            .order_by(Message.status_at.desc(), Message.id.desc())
+            .limit(FAILED_LISTED)
+        )
+    ]
     scheduled = (
         select(func.count()).select_from(Message).where(Message.status == MessageStatus.SCHEDULED)
     )
@@ -299,6 +326,7 @@ def status(
             ).most_common()
         ),
         unknown=unknown,
+        failed=failed,
         held_by_pause=held,
         pauses=[
             {

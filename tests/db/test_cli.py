@@ -471,3 +471,32 @@ def test_an_unforeseen_failure_is_two_lines_not_a_traceback(
     )
     result = CliRunner().invoke(cli, ["users", "list"], env={**env, "NURTURE_DEBUG": "1"})
     assert isinstance(result.exception, RuntimeError)  # the engineer gets the real thing
+
+
+def test_leads_show_prints_each_pending_message_with_when_and_why(tmp_path: Path) -> None:
+    from freezegun import freeze_time
+
+    from tests.support.factories import sign_up
+
+    env = _embedded(tmp_path)
+    services = _embedded_services(tmp_path)
+    try:
+        # 03:00 in Boise (ZIP 83402): the opt-in text must wait for the morning.
+        with freeze_time("2026-03-03 10:00:00"):
+            sign_up(services)
+    finally:
+        services.close()
+    with freeze_time("2026-03-03 10:00:05"):
+        code, output = run(["leads", "show", "ana.rivera@example.com"], env)
+    assert code == 0, output
+    lines = output.splitlines()
+    assert lines[0].startswith("Ana R")
+    assert "time zone America/Boise: from ZIP code 83402" in lines[1]
+    assert lines[2].startswith("consent: email ")
+    assert lines[3].startswith("pending messages: ")
+    [optin] = [line for line in lines if " sms optin " in line]
+    assert "scheduled, goes Tue 2026-03-03 08:00 their time (15:00 UTC)" in optin
+    assert optin.endswith("waits for the sending hours in their zone")
+    code, output = run(["leads", "show", "nobody@example.com"], env)
+    assert code == 2
+    assert "no lead matches 'nobody@example.com'" in output

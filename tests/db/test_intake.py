@@ -140,14 +140,15 @@ def test_sms_consent_belongs_to_the_lead_who_owns_the_number(services: Services)
         ({"email": "not-an-address"}, "email", "not a valid e-mail"),
         ({"phone": "555"}, "phone", "not"),
         ({"phone": "+1 208 555 01"}, "phone", "not"),
-        ({"first_name": ""}, "first_name", "at least 1"),
+        ({"first_name": ""}, "first_name", "please tell us your first name"),
+        ({"first_name": "x" * 101}, "first_name", "too long: at most 100 characters"),
         ({"timezone": "Mars/Olympus"}, "timezone", "unknown time zone"),
         ({"postal_code": "ABCDE"}, "postal_code", "ZIP"),
         ({"email": None, "phone": None, "consent": {}}, "email", "e-mail address or a phone"),
         ({"phone": None}, "phone", "needed to receive texts"),
         ({"consent_version": None}, "consent_version", "disclosure version"),
         ({"colour": "blue"}, "colour", "Extra inputs"),
-        ({"consent": {"sms_marketing": "perhaps"}}, "consent.sms_marketing", "boolean"),
+        ({"consent": {"sms_marketing": "perhaps"}}, "consent.sms_marketing", "yes or no"),
     ],
 )
 def test_bad_input_names_the_field(overrides: dict[str, object], field: str, fragment: str) -> None:

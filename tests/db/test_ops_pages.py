@@ -383,6 +383,31 @@ def test_pause_everything_stops_every_channel(services: Services, ops_staff: Bro
     assert claimed_channels(services) == []
 
 
+def test_a_pause_shows_on_every_admin_page_and_everything_is_not_offered_twice(
+    app: FastAPI, services: Services, ops_staff: Browser
+) -> None:
+    marketing = sign_in(app, services, "marketing")
+    try:
+        before = ops_staff.client.get("/admin/ops").text
+        assert "data-paused=" not in before
+        assert "Pause everything</button>" in before
+        form = {"pause_form": "everything", "scope": "all", "reason": "carrier outage"}
+        done(act(ops_staff, "pause", form), "paused")
+        for browser, path in [(ops_staff, "/admin/leads"), (marketing, "/admin/templates")]:
+            page = browser.client.get(path)
+            assert page.status_code == 200
+            banner = re.search(r'<div class="paused-banner"[^>]*>(.*?)</div>', page.text, re.S)
+            assert banner, path
+            assert "everything (carrier outage)" in banner.group(1)
+        assert "Resume under Kill switches" in ops_staff.client.get("/admin/leads").text
+        assert "Ask ops to resume" in marketing.client.get("/admin/templates").text
+        after = ops_staff.client.get("/admin/ops").text
+        assert "Pause everything</button>" not in after
+        assert "Everything is paused already" in after
+    finally:
+        marketing.client.close()
+
+
 @pytest.mark.parametrize(
     ("form", "field"),
     [
@@ -453,6 +478,29 @@ def test_retry_by_id_and_by_error_code(services: Services, ops_staff: Browser) -
         {"ids": None, "error_code": "30003", "rows": 2},
     ]
     assert {e.actor for e in events} == {ops_staff.actor}
+
+
+def test_each_failed_row_has_its_own_retry_button(services: Services, ops_staff: Browser) -> None:
+    sign_up_leads(services, 3)
+    claim_and_send_all(services)
+    texts = [m.id for m in rows(services, Message.channel == Channel.SMS)]
+    set_rows(services, texts[:2], status=MessageStatus.FAILED, error_code=None)
+    page = ops_staff.get(PAGE).text
+    listed = re.findall(r'<tr data-failed="(\d+)">', page)
+    assert sorted(int(i) for i in listed) == sorted(texts[:2])
+    # No code recorded: the codes table cannot retry them, the row's own button can.
+    assert "retry these one by one below" in page
+    form = re.search(
+        rf'<tr data-failed="{texts[0]}">.*?<form method="post" action="/admin/ops/retry"'
+        r'.*?name="message_id" value="(\d+)"',
+        page,
+        re.S,
+    )
+    assert form and form.group(1) == str(texts[0])
+    done(act(ops_staff, "retry", {"message_id": form.group(1)}), "retried")
+    assert row(services, texts[0]).status is MessageStatus.SCHEDULED
+    after = ops_staff.get(PAGE).text
+    assert re.findall(r'<tr data-failed="(\d+)">', after) == [str(texts[1])]
 
 
 # --- unknown rows -------------------------------------------------------------------------

@@ -193,6 +193,34 @@ def test_consult_form_errors_are_shown_next_to_the_fields(
     assert count(services, Lead) == 0
 
 
+def form_errors(html: str) -> dict[str, str]:
+    """The message under each field of a re-drawn form, by the field's name."""
+    return {
+        name: " ".join(message.split())
+        for name, message in re.findall(r'<p class="error" id="([a-z_]+)-error">([^<]*)</p>', html)
+    }
+
+
+def test_an_empty_form_says_in_words_what_each_field_needs(
+    client: TestClient, services: Services
+) -> None:
+    response = client.post("/consult", data={})
+    assert response.status_code == 422
+    errors = form_errors(response.text)
+    assert errors["first_name"] == "Please tell us your first name"
+    assert errors["email"] == "Give an e-mail address or a phone number"
+    assert "String should" not in response.text and "Field required" not in response.text
+    assert count(services, Lead) == 0
+
+
+def test_a_mistyped_phone_is_reported_under_the_phone_alone(client: TestClient) -> None:
+    response = client.post("/consult", data={"first_name": "Cy", "phone": "555", "sms_care": "on"})
+    assert response.status_code == 422
+    errors = form_errors(response.text)
+    assert set(errors) == {"phone"}, errors  # not "give an e-mail or a phone" under e-mail
+    assert errors["phone"].startswith("Not a ")
+
+
 def test_health_and_readiness(make_settings: SettingsFactory) -> None:
     from tests.conftest import REDIS_URL
     from tests.support.smtp_server import free_port

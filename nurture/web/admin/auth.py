@@ -14,7 +14,8 @@ from fastapi import Depends, HTTPException, Request, Response
 from starlette.datastructures import FormData
 
 from nurture import clock, staff
-from nurture.db.models import StaffSession, StaffUser
+from nurture.db.models import Pause, PauseScope, StaffSession, StaffUser
+from nurture.outbox import pauses
 from nurture.runtime import Services
 from nurture.web.deps import ServicesDep
 
@@ -31,6 +32,9 @@ class LoginRequiredError(Exception):
 class Staff:
     user: StaffUser
     session: StaffSession
+    # What is paused right now, in words: every admin page shows it (a kill switch left on is
+    # the quietest outage there is).
+    paused: tuple[str, ...] = ()
 
     @property
     def actor(self) -> str:
@@ -62,10 +66,22 @@ def set_cookie(
 def current_staff(request: Request, services: ServicesDep) -> Staff:
     with services.read_sessions() as session:
         found = staff.session_for(session, request.cookies.get(COOKIE), now=clock.utcnow())
+        paused = tuple(_in_words(pause) for pause in pauses.active(session)) if found else ()
     if found is None:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequiredError(path)
-    return Staff(user=found[1], session=found[0])
+    return Staff(user=found[1], session=found[0], paused=paused)
+
+
+def _in_words(pause: Pause) -> str:
+    if pause.scope is PauseScope.ALL:
+        what = "everything"
+    elif pause.scope is PauseScope.CHANNEL:
+        channel, purpose = pauses.channel_purpose(pause.value)
+        what = f"{purpose.value} {channel.value}" if purpose else f"all {channel.value}"
+    else:
+        what = f"the sequence {pause.value}"
+    return f"{what} ({pause.reason})"
 
 
 StaffDep = Annotated[Staff, Depends(current_staff)]
