@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from nurture import clock, staff
+from nurture.leads import today
 from nurture.leads.signup_limits import storage_uri_for
 from nurture.runtime import Services
 from nurture.staff.login_throttle import LoginThrottle, Throttled
@@ -135,5 +138,13 @@ async def logout(request: Request, who: StaffDep, services: ServicesDep) -> Resp
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, who: StaffDep) -> HTMLResponse:
-    return render(request, who, "home.html", {})
+def home(request: Request, who: StaffDep, services: ServicesDep) -> HTMLResponse:
+    """The day at a glance (in the clinic's time zone), then the way to each area."""
+    zone = services.clinic.zone
+    with services.read_sessions() as session:
+        glance = today.at_a_glance(session, clinic_zone=zone, now=clock.utcnow())
+
+    def local(moment: datetime) -> str:
+        return f"{moment.astimezone(zone):%a %H:%M %Z}"
+
+    return render(request, who, "home.html", {"glance": glance, "local": local})
