@@ -38,10 +38,14 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _E164 = re.compile(r"\+\d{8,15}")
 
 
-def _cell(value: object) -> object:
+def spreadsheet_safe(value: object) -> object:
+    """``value`` as a CSV cell no spreadsheet runs as a formula (a phone number stays as it is)."""
     if isinstance(value, str) and value.startswith(_FORMULA_START) and not _E164.fullmatch(value):
         return "'" + value
     return value
+
+
+_cell = spreadsheet_safe
 
 
 class _Wording:

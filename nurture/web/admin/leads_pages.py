@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -18,8 +19,8 @@ from starlette.datastructures import FormData
 from nurture import clock
 from nurture.content.staff_time import local_input_value, local_text, utc_text
 from nurture.db import audit
-from nurture.db.models import Lead
-from nurture.leads import first_contact, lifecycle, search
+from nurture.db.models import Lead, LeadStage
+from nurture.leads import first_contact, lifecycle, listing, search
 from nurture.leads import story as lead_story
 from nurture.runtime import Services
 from nurture.web.admin.auth import LeadsStaff, Staff, check_csrf
@@ -51,24 +52,76 @@ def _with_lead(services: Services, lead_id: uuid.UUID, act: Callable[[Session, L
         return act(session, lead)
 
 
+def _wanted(params: dict[str, str], services: Services) -> listing.LeadFilter:
+    return listing.parse_filter(params, sequences=sorted(services.catalog.by_key))
+
+
 @router.get("", response_class=HTMLResponse)
-def find(request: Request, services: ServicesDep, who: LeadsStaff, q: str = "") -> HTMLResponse:
+def find(request: Request, services: ServicesDep, who: LeadsStaff) -> HTMLResponse:
+    """The leads, filtered, sorted and paged; a bad filter is shown under its field (422)."""
     clinic_zone = services.clinic.zone
+    params = dict(request.query_params)
+    page_raw = params.pop("page", "1")
+    page_number = int(page_raw) if page_raw.isdecimal() and len(page_raw) < 7 else 1
+    context: dict[str, Any] = {
+        "params": params,
+        "stages": [stage.value for stage in LeadStage],
+        "consents": list(listing.CONSENTS),
+        "sorts": listing.SORTS,
+        "sequence_keys": sorted(services.catalog.by_key),
+        "utc": utc_text,
+        "zone": clinic_zone.key,
+        "per_page": listing.PER_PAGE,
+        "max_export": listing.MAX_EXPORT,
+    }
+    try:
+        wanted = _wanted(params, services)
+    except listing.FilterError as error:
+        context.update(rows=[], error=error, found=None, query_for=lambda **_: "")
+        return render(request, who, "leads.html", context, status_code=422)
     with services.read_sessions() as session:
-        found = search.search(session, q)
+        found = listing.find(session, wanted, zone=clinic_zone, page=page_number)
     rows = [
         {
             "lead": lead,
             "name": search.display_name(lead),
             "consult": local_text(lead.consult_at, lead_story.zone_of(lead, clinic_zone)),
         }
-        for lead in found
+        for lead in found.leads
     ]
-    return render(
-        request,
-        who,
-        "leads.html",
-        {"q": q, "rows": rows, "limit": search.MAX_RESULTS, "utc": utc_text},
+
+    def query_for(**change: Any) -> str:
+        return urlencode({**wanted.as_params(), **{k: str(v) for k, v in change.items()}})
+
+    context.update(rows=rows, error=None, found=found, query_for=query_for)
+    return render(request, who, "leads.html", context)
+
+
+@router.post("/export")
+async def export(request: Request, services: ServicesDep, who: LeadsStaff) -> Response:
+    """The filtered leads as CSV (contact details included: audited with who and what)."""
+    form = await request.form()
+    check_csrf(who, form)
+    params = {key: value for key, value in form.items() if isinstance(value, str)}
+    params.pop("csrf", None)
+    try:
+        wanted = _wanted(params, services)
+    except listing.FilterError as error:
+        raise HTTPException(422, str(error)) from None
+
+    def write() -> tuple[str, int]:
+        with services.sessions.begin() as session:
+            return listing.export_csv(session, wanted, zone=services.clinic.zone, actor=who.actor)
+
+    body, _count = await run_in_threadpool(write)
+    stamp = clock.utcnow().strftime("%Y%m%d-%H%M")
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="leads-{stamp}.csv"',
+            "Cache-Control": "no-store",  # contact details: not for a shared cache or history
+        },
     )
 
 
