@@ -580,7 +580,6 @@ def _apply(
     )
     if texts_were_off and held is None:
         confirmations.plan_optin_confirmation(session, sms_owner, now=now, actor="lead")
-    trail.write(session)
     if created and staff is not None:  # speed-to-lead: a repeat sign-up tells no one again
         notices.announce_new_lead(
             session,
@@ -590,7 +589,10 @@ def _apply(
             public_url=staff.public_url,
             now=now,
             actor="lead",
+            trail=trail,
+            just_created=True,
         )
+    trail.write(session)
     return SignupResult(lead_id=lead.id, created=created)
 
 

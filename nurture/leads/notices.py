@@ -83,16 +83,22 @@ def announce_new_lead(
     public_url: str,
     now: datetime,
     actor: str,
+    trail: audit.Trail | None = None,
+    just_created: bool = False,
 ) -> LeadArrival:
     """Tell the clinic of a new lead, in the caller's transaction (a failed sign-up or booking
     then tells no one), and start its one-business-day clock. A lead is announced once: a
     second call returns the first arrival and plans nothing.
 
     ``came_by`` is how they came in staff words ("the sign-up form", "a Calendly booking");
-    it is shown to staff as it is, so it must come from code, never from the lead."""
-    arrival = session.get(LeadArrival, lead.id)
-    if arrival is not None:
-        return arrival
+    it is shown to staff as it is, so it must come from code, never from the lead.
+
+    The sign-up passes its ``trail`` (the audit entry joins its one INSERT) and says the lead
+    was ``just_created`` in this transaction (no arrival can exist: no look-up)."""
+    if not just_created:
+        found = session.get(LeadArrival, lead.id)
+        if found is not None:
+            return found
     staffed = staffed_hours.is_staffed(now, clinic)
     due = staffed_hours.one_business_day_after(now, clinic)
     arrival = LeadArrival(
@@ -111,17 +117,16 @@ def announce_new_lead(
             _plan(session, lead, to, NOTICE, context, now=now, actor=actor)
             for to in recipients(clinic)
         ]
-    audit.record(
-        session,
-        actor=actor,
-        action="lead.announced" if staffed else "lead.announce_waits_for_digest",
-        lead_id=lead.id,
-        details={
-            "came_by": arrival.came_by,
-            "message_ids": [m.id for m in planned],
-            "contact_due_at": due.isoformat(),
-        },
-    )
+    action = "lead.announced" if staffed else "lead.announce_waits_for_digest"
+    details = {
+        "came_by": arrival.came_by,
+        "message_ids": [m.id for m in planned],
+        "contact_due_at": due.isoformat(),
+    }
+    if trail is not None:
+        trail.add(actor=actor, action=action, lead_id=lead.id, details=details)
+    else:
+        audit.record(session, actor=actor, action=action, lead_id=lead.id, details=details)
     return arrival
 
 

@@ -63,3 +63,14 @@ def search(session: Session, query: str, *, limit: int = MAX_RESULTS) -> list[Le
     if cleaned:
         statement = statement.where(matches(cleaned))
     return list(session.scalars(statement))
+
+
+def by_contact(session: Session, email: str | None, phone: str | None) -> Lead | None:
+    """The lead with this (normalised) e-mail address, else the one with this E.164 phone:
+    how a booking tool or another system that does not know nurture's ids names a person."""
+    for column, value in ((Lead.email, email), (Lead.phone, phone)):
+        if value is not None:
+            found = session.scalars(select(Lead).where(column == value)).one_or_none()
+            if found is not None:
+                return found
+    return None

@@ -20,6 +20,7 @@ from starlette.datastructures import FormData
 from nurture import clock, consent
 from nurture.consent import disclosures
 from nurture.db.models import ConsentSource, Lead, Message
+from nurture.leads import search
 from nurture.leads.intake import (
     HONEYPOT_FIELD,
     FieldProblem,
@@ -346,12 +347,7 @@ async def post_event_by_contact(request: Request, services: ServicesDep) -> JSON
     email, phone = parsed.email, parsed.phone
 
     def find(session: Session) -> Lead | None:
-        for column, value in ((Lead.email, email), (Lead.phone, phone)):
-            if value is not None:
-                found = session.scalars(select(Lead).where(column == value)).one_or_none()
-                if found is not None:
-                    return found
-        return None
+        return search.by_contact(session, email, phone)
 
     return await _apply_event(
         services, parsed, find, "no lead with that e-mail address or phone number"

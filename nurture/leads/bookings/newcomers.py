@@ -15,12 +15,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nurture.consent import ledger
 from nurture.db import audit
 from nurture.db.models import Channel, ConsentAction, ConsentSource, Lead, Purpose
+from nurture.leads import search
 from nurture.leads.bookings.event import BookingEvent, Invitee
 from nurture.leads.intake import Signup, normalize_email, normalize_phone
 from nurture.outbox import confirmations
@@ -46,12 +46,7 @@ def contact_of(invitee: Invitee) -> tuple[str | None, str | None]:
 def find_lead(session: Session, invitee: Invitee) -> Lead | None:
     """The lead with the invitee's e-mail address, else the one with their phone number."""
     email, phone = contact_of(invitee)
-    for column, value in ((Lead.email, email), (Lead.phone, phone)):
-        if value is not None:
-            found = session.scalars(select(Lead).where(column == value)).one_or_none()
-            if found is not None:
-                return found
-    return None
+    return search.by_contact(session, email, phone)
 
 
 def _names(invitee: Invitee) -> tuple[str, str]:

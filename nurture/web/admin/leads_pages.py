@@ -43,6 +43,23 @@ def _field(form: FormData, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+async def _lead_action(
+    request: Request,
+    lead_id: str,
+    services: Services,
+    who: Staff,
+    act: Callable[[Session, Lead], object],
+    *,
+    notice: str,
+) -> Response:
+    """A button on the lead page: CSRF checked, ``act`` run on the locked lead off the event
+    loop, then back to the page with ``notice``."""
+    check_csrf(who, await request.form())
+    parsed = _lead_id(lead_id)
+    await run_in_threadpool(_with_lead, services, parsed, act)
+    return RedirectResponse(f"/admin/leads/{parsed}?notice={notice}", 303)
+
+
 def _with_lead(services: Services, lead_id: uuid.UUID, act: Callable[[Session, Lead], T]) -> T:
     """Run ``act`` on the locked lead in one transaction; 404 when there is no such lead."""
     with services.sessions.begin() as session:
@@ -211,15 +228,14 @@ def _lead_page(
 async def resume(
     request: Request, lead_id: str, services: ServicesDep, who: LeadsStaff
 ) -> Response:
-    check_csrf(who, await request.form())
-    parsed = _lead_id(lead_id)
-    await run_in_threadpool(
-        _with_lead,
+    return await _lead_action(
+        request,
+        lead_id,
         services,
-        parsed,
+        who,
         lambda session, lead: lead_story.resume_marketing(session, lead, actor=who.actor),
+        notice="resumed",
     )
-    return RedirectResponse(f"/admin/leads/{parsed}?notice=resumed", 303)
 
 
 @router.post("/{lead_id}/inbound/{inbound_id}/handled")
@@ -251,17 +267,16 @@ async def handled(
 async def contacted(
     request: Request, lead_id: str, services: ServicesDep, who: LeadsStaff
 ) -> Response:
-    check_csrf(who, await request.form())
-    parsed = _lead_id(lead_id)
-    await run_in_threadpool(
-        _with_lead,
+    return await _lead_action(
+        request,
+        lead_id,
         services,
-        parsed,
+        who,
         lambda session, lead: first_contact.record_first_contact(
             session, lead, how=first_contact.BY_STAFF, actor=who.actor, now=clock.utcnow()
         ),
+        notice="event",
     )
-    return RedirectResponse(f"/admin/leads/{parsed}?notice=event", 303)
 
 
 @router.post("/{lead_id}/events")
