@@ -39,6 +39,12 @@ import nurture.web  # noqa: E402, F401
 from nurture.config.settings import Settings  # noqa: E402
 from nurture.db import migrations  # noqa: E402
 from nurture.runtime import Services, build_services  # noqa: E402
+from tests.support.certificates import teach_cryptography_the_real_datetime  # noqa: E402
+
+# cryptography (47 and later) remembers the datetime class the first time it builds a
+# certificate: built first under freezegun, it refuses every real datetime afterwards (test
+# failures that depend on the order tests ran in). Build one now, before anything is frozen.
+teach_cryptography_the_real_datetime()
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get(
