@@ -317,16 +317,22 @@ def _take(
                 settled.append(_hold(session, message, verdict, now=claimed_at, outcomes=outcomes))
                 continue
         moved = states.move(
-            session, message.id, from_=QUEUED, to=MessageStatus.SENDING, now=now, **_start(draft)
+            session,
+            message.id,
+            from_=QUEUED,
+            to=MessageStatus.SENDING,
+            now=now,
+            **STARTING,
+            **_says(draft),
         )
         if moved == 1:  # else someone else moved it (a STOP, a second delivery of this task)
             taken.append(_started(draft, path, outcomes))
     if deferred:
-        changes = [
-            states.Change(draft.message, now, _start(draft, shared=False)) for draft in deferred
-        ]
-        shared = _start(deferred[0], per_row=False)
-        if not states.move_all(session, changes, from_=QUEUED, to=MessageStatus.SENDING, **shared):
+        changes = [states.Change(draft.message, now, _says(draft)) for draft in deferred]
+        all_taken = states.move_all(
+            session, changes, from_=QUEUED, to=MessageStatus.SENDING, **STARTING
+        )
+        if not all_taken:
             session.rollback()
             log.info("taking %d rows together found one moved; taking each alone", len(drafts))
             outcomes.update(dict.fromkeys(draft.message.id for draft in drafts))
@@ -339,23 +345,22 @@ def _take(
     return sorted(taken, key=lambda one: one.message.id)
 
 
-def _start(draft: _Draft, *, per_row: bool = True, shared: bool = True) -> dict[str, Any]:
-    """The columns a row takes as it starts: what it will say (``per_row``), a new attempt
-    and no provider id yet (``shared``: an earlier attempt's id is in message_attempts)."""
-    values: dict[str, Any] = {}
-    if shared:
-        values.update(attempts=MESSAGES.c.attempts + 1, provider_id=None)
-    if per_row:
-        rendered = draft.rendered
-        assert rendered is not None
-        values.update(
-            subject=rendered.subject,
-            body=rendered.text,
-            template_version=rendered.template_version,
-            # The turn in the throttle is used up.
-            context={k: v for k, v in draft.message.context.items() if k != SLOT},
-        )
-    return values
+# What every row takes as it starts: a new attempt, and no provider id yet (an earlier
+# attempt's id is in message_attempts).
+STARTING: dict[str, Any] = {"attempts": MESSAGES.c.attempts + 1, "provider_id": None}
+
+
+def _says(draft: _Draft) -> dict[str, Any]:
+    """What a starting row will say, stored with the move that takes it."""
+    rendered = draft.rendered
+    assert rendered is not None
+    return {
+        "subject": rendered.subject,
+        "body": rendered.text,
+        "template_version": rendered.template_version,
+        # The turn in the throttle is used up.
+        "context": {k: v for k, v in draft.message.context.items() if k != SLOT},
+    }
 
 
 def _started(draft: _Draft, path: SendPath, outcomes: Outcomes) -> _Taken:
