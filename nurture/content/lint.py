@@ -29,12 +29,10 @@ from nurture.content.rendering import (
 )
 from nurture.content.samples import SAMPLE_ALERT, edge_case_leads, sample_leads
 from nurture.content.sms_encoding import measure
+from nurture.content.variables import KnownNames, unknown_names
 from nurture.db.models import Channel, Lead, Purpose
 from nurture.program.sequences import Catalog
 
-CONTEXT_NAMES = frozenset(
-    {"lead", "clinic", "consult", "links", "marketing", "audience", "alert", "loop"}
-)
 # Reaching any of these from a template means trying to get out of the sandbox.
 INTERNAL_ATTRIBUTES = frozenset({
     "mro", "func_globals", "func_code", "gi_frame", "gi_code", "cr_frame", "f_globals", "f_locals",
@@ -129,7 +127,7 @@ def lint_template(
     public_url: str,
 ) -> LintReport:
     report = LintReport()
-    _check_structure(target, report)
+    _check_structure(target, report, _known_names(target, clinic, public_url))
     if not report.ok:
         return report  # a template that cannot compile or reaches internals is not rendered
     for problem in hipaa.category_problems(target.source, target.purposes):
@@ -204,11 +202,26 @@ def _without_name(error: RenderError, name: str) -> str:
     return str(error).removeprefix(f"{name}: ")
 
 
+def _known_names(target: LintTarget, clinic: Clinic, public_url: str) -> KnownNames:
+    """The names a render for this template's purposes offers, from a real context: a staff
+    alert also has ``alert.*``."""
+    alerting = Purpose.ALERT in target.purposes
+    context = content.context_for(
+        next(iter(sample_leads().values())),
+        clinic=clinic,
+        public_url=public_url,
+        secret=b"lint",
+        purpose=Purpose.ALERT if alerting else min(target.purposes),
+        alert=SAMPLE_ALERT if alerting else None,
+    )
+    return KnownNames.of(context)
+
+
 # Only parses, so it is shared; its filters and tests are the ones a render can use.
 _STRUCTURE = BudgetedSandbox()
 
 
-def _check_structure(target: LintTarget, report: LintReport) -> None:
+def _check_structure(target: LintTarget, report: LintReport, names: KnownNames) -> None:
     environment = _STRUCTURE
     sources: list[tuple[str, int]] = [(target.source, 0)]
     if target.channel is Channel.EMAIL:
@@ -253,12 +266,9 @@ def _check_structure(target: LintTarget, report: LintReport) -> None:
         except TemplateSyntaxError as error:
             report.add("error", error.message or str(error), (error.lineno or 0) + offset)
             continue
-        for name in sorted(undeclared - CONTEXT_NAMES):
-            report.add(
-                "error",
-                f"unknown variable {name!r}; templates can use "
-                + ", ".join(sorted(CONTEXT_NAMES - {"loop"})),
-            )
+        # A misspelt name would only fail at render, once per sample and without a hint.
+        for unknown in unknown_names(tree, names, undeclared=undeclared, offset=offset):
+            report.add("error", unknown.message, unknown.line)
 
 
 def _matches(patterns: Iterable[str], text: str) -> list[str]:

@@ -25,6 +25,11 @@ from nurture.db.models import Channel, TemplateState, TemplateVersion
 SUFFIXES = {Channel.EMAIL: ".md.j2", Channel.SMS: ".txt.j2"}
 
 
+class TemplateStateError(ValueError):
+    """The version is in the wrong state for this: publishing a deleted draft, deleting a
+    published version."""
+
+
 class TemplateNotFoundError(LookupError):
     def __init__(self, channel: Channel, key: str) -> None:
         super().__init__(f"no {channel.value} template {key!r}")
@@ -188,14 +193,26 @@ def save_draft(
 
 
 def publish(
-    session: Session, channel: Channel, key: str, version: int, *, author: str, now: datetime
+    session: Session,
+    channel: Channel,
+    key: str,
+    version: int,
+    *,
+    author: str,
+    now: datetime,
+    reviewed: str | None = None,
 ) -> TemplateVersion:
     """Make ``version`` the live one. A draft is published as it is; publishing an older
     version (a rollback) publishes a copy of it as a new version, so history stays linear.
-    Lint is the caller's job (``nurture.content.lint``): this only moves states."""
+    Lint is the caller's job (``nurture.content.lint``): this only moves states. ``reviewed``
+    names the live version the publisher saw the diff against, for the audit trail."""
     target = get_version(session, channel, key, version)
     if target is None:
         raise LookupError(f"{channel.value}/{key} has no version {version}")
+    if target.state is TemplateState.DELETED:
+        raise TemplateStateError(
+            f"{channel.value}/{key} version {version} is a deleted draft: it cannot be published"
+        )
     current = published(session, channel, key)
     if current is not None and current.id == target.id:
         return target
@@ -227,7 +244,37 @@ def publish(
             "key": key,
             "version": target.version,
             "from_version": version,
+            **({"reviewed_against": reviewed} if reviewed is not None else {}),
         },
+    )
+    return target
+
+
+def delete_draft(
+    session: Session, channel: Channel, key: str, version: int, *, author: str
+) -> TemplateVersion:
+    """Throw a draft away. Only a draft: a version that was ever live is part of what leads
+    were sent (messages name their template version), so it is never deleted.
+
+    The row stays, marked deleted, rather than being DELETEd: version numbers come from the
+    highest one, so a removed newest draft would hand its number to the next save and the
+    audit trail ("draft 7 saved", "draft 7 deleted") would then describe two different texts.
+    The history shows it struck out instead."""
+    target = get_version(session, channel, key, version)
+    if target is None:
+        raise LookupError(f"{channel.value}/{key} has no version {version}")
+    if target.state is not TemplateState.DRAFT:
+        raise TemplateStateError(
+            f"{channel.value}/{key} version {version} is {target.state.value}: "
+            "only a draft that was never published can be deleted"
+        )
+    target.state = TemplateState.DELETED
+    session.flush()
+    audit.record(
+        session,
+        actor=author,
+        action="template.draft_deleted",
+        details={"channel": channel.value, "key": key, "version": version},
     )
     return target
 

@@ -383,6 +383,7 @@ class TemplateState(StrEnum):
     DRAFT = "draft"
     PUBLISHED = "published"
     ARCHIVED = "archived"
+    DELETED = "deleted"  # a draft thrown away: kept, so its number and audit trail stay true
 
 
 class TemplateVersion(Base):

@@ -1,5 +1,6 @@
 """The template studio's operations, shared by the admin UI and the CLI: preview, lint,
-save a draft, publish (refused on lint errors), send a test to oneself.
+save a draft, review then publish (refused on lint errors), delete a draft, send a test to
+oneself.
 
 These are use cases, not domain rules: each owns its unit of work, because publishing first
 renders (lint) and a render never runs inside an open transaction."""
@@ -12,11 +13,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nurture import clock, content
 from nurture.config.policy import Policy
-from nurture.content import Writer, template_store
+from nurture.content import Writer, template_store, variables
 from nurture.content.lint import LintReport, LintTarget, lint_template, purposes_for
+from nurture.content.rendering import RenderContext
 from nurture.content.samples import SAMPLE_ALERT
 from nurture.content.sms_encoding import SmsShape, measure
-from nurture.db.models import Channel, Lead, Purpose, TemplateVersion
+from nurture.content.template_store import TemplateRecord, TemplateStateError
+from nurture.db.models import (
+    Channel,
+    Lead,
+    Purpose,
+    StaffRole,
+    TemplateState,
+    TemplateVersion,
+)
+from nurture.preview.source_diff import DiffLine, hunks
 from nurture.program.sequences import Catalog
 from nurture.transports import EmailTransport, OutgoingEmail, OutgoingSms, SmsTransport
 
@@ -37,6 +48,96 @@ class PublishRefusedError(Exception):
     def __init__(self, report: LintReport) -> None:
         super().__init__("\n".join(str(f) for f in report.errors))
         self.report = report
+
+
+class AdminOnlyError(PermissionError):
+    """A text with legal weight goes live only when an admin publishes it."""
+
+    def __init__(self, channel: Channel, key: str) -> None:
+        super().__init__(
+            f"{channel.value}/{key} carries legal weight: an admin must publish this one"
+        )
+
+
+class StaleReviewError(Exception):
+    """What is live changed after the publisher reviewed the diff: the diff they confirmed is
+    no longer what would change."""
+
+    def __init__(self, channel: Channel, key: str) -> None:
+        super().__init__(
+            f"{channel.value}/{key} changed since you reviewed it (someone else published): "
+            "review the changes again"
+        )
+
+
+def admin_only(studio: Studio, channel: Channel, key: str) -> bool:
+    """The texts that must keep their wording (policy.yaml content.required: the opt-in
+    confirmation, STOP, HELP and crisis replies) are the ones with legal weight: one list, so
+    lint's wording check and who may publish can never disagree."""
+    return f"{channel.value}/{key}" in studio.policy.content.required
+
+
+def may_publish(studio: Studio, channel: Channel, key: str, role: StaffRole | None) -> bool:
+    """``role`` None is a caller with no staff account (the CLI, run on the server by whoever
+    runs it): an admin action."""
+    return role is None or role is StaffRole.ADMIN or not admin_only(studio, channel, key)
+
+
+def live(
+    studio: Studio, channel: Channel, key: str, *, session: Session | None = None
+) -> TemplateRecord:
+    """What leads get now: the published version, or the file when nothing is imported yet."""
+    return studio.writer.templates.get(channel, key, session=session)
+
+
+def review_token(record: TemplateRecord) -> str:
+    """Names what was live when a publisher reviewed the diff; publish checks it still is."""
+    return f"{record.version or 'file'}:{template_store.file_hash(record.source)}"
+
+
+@dataclass(frozen=True)
+class PublishReview:
+    """What publishing a version would do, shown before it is confirmed."""
+
+    version: TemplateVersion
+    live: TemplateRecord
+    changes: list[list[DiffLine]]  # hunks of the live source against the version
+    report: LintReport
+    token: str  # review_token(live)
+
+    @property
+    def rollback(self) -> bool:
+        return self.version.state is not TemplateState.DRAFT
+
+
+def _publishable(studio: Studio, channel: Channel, key: str, version: int) -> TemplateVersion:
+    with studio.sessions() as session:
+        row = template_store.get_version(session, channel, key, version)
+    if row is None:
+        raise LookupError(f"{channel.value}/{key} has no version {version}")
+    if row.state is TemplateState.DELETED:
+        raise TemplateStateError(
+            f"{channel.value}/{key} version {version} is a deleted draft: it cannot be published"
+        )
+    return row
+
+
+def review_publish(
+    studio: Studio, channel: Channel, key: str, version: int, *, role: StaffRole | None
+) -> PublishReview:
+    """The diff against what is live and the lint report; raises AdminOnlyError,
+    LookupError or TemplateStateError. Reads, then renders with no transaction open."""
+    if not may_publish(studio, channel, key, role):
+        raise AdminOnlyError(channel, key)
+    row = _publishable(studio, channel, key, version)
+    now_live = live(studio, channel, key)
+    return PublishReview(
+        version=row,
+        live=now_live,
+        changes=hunks(now_live.source, row.source),
+        report=lint_source(studio, channel, key, row.source),
+        token=review_token(now_live),
+    )
 
 
 @dataclass(frozen=True)
@@ -66,10 +167,9 @@ def main_purpose(studio: Studio, channel: Channel, key: str) -> Purpose:
     return Purpose.CARE
 
 
-def preview(studio: Studio, channel: Channel, key: str, source: str, lead: Lead) -> Preview:
-    """Render ``source`` for a lead exactly as the worker would; raises RenderError."""
+def _context(studio: Studio, channel: Channel, key: str, lead: Lead) -> RenderContext:
     purpose = main_purpose(studio, channel, key)
-    context = content.context_for(
+    return content.context_for(
         lead,
         clinic=studio.writer.clinic,
         public_url=studio.writer.public_url,
@@ -77,6 +177,11 @@ def preview(studio: Studio, channel: Channel, key: str, source: str, lead: Lead)
         purpose=purpose,
         alert=SAMPLE_ALERT if purpose is Purpose.ALERT else None,
     )
+
+
+def preview(studio: Studio, channel: Channel, key: str, source: str, lead: Lead) -> Preview:
+    """Render ``source`` for a lead exactly as the worker would; raises RenderError."""
+    context = _context(studio, channel, key, lead)
     name = f"{channel.value}/{key}"
     if channel is Channel.SMS:
         body = studio.writer.renderer.render_sms(source, context, name=name)
@@ -112,16 +217,51 @@ def save_draft(
 
 
 def publish_version(
-    studio: Studio, channel: Channel, key: str, version: int, *, author: str
+    studio: Studio,
+    channel: Channel,
+    key: str,
+    version: int,
+    *,
+    author: str,
+    role: StaffRole | None = None,
+    reviewed: str | None = None,
 ) -> TemplateVersion:
-    """Publish after lint passes; PublishRefusedError carries the errors."""
-    report = lint_source(studio, channel, key, source_of(studio, channel, key, version))
+    """Publish after lint passes; PublishRefusedError carries the errors.
+
+    ``role`` is the publisher's (None: no staff account, see may_publish); AdminOnlyError
+    when it may not. ``reviewed`` is the review_token the publisher confirmed: when given,
+    StaleReviewError if something else went live since. The CLI passes neither."""
+    if not may_publish(studio, channel, key, role):
+        raise AdminOnlyError(channel, key)
+    row = _publishable(studio, channel, key, version)
+    report = lint_source(studio, channel, key, row.source)
     if not report.ok:
         raise PublishRefusedError(report)
     with studio.sessions.begin() as session:
+        if (
+            reviewed is not None
+            and review_token(live(studio, channel, key, session=session)) != reviewed
+        ):
+            raise StaleReviewError(channel, key)
         return template_store.publish(
-            session, channel, key, version, author=author, now=clock.utcnow()
+            session, channel, key, version, author=author, now=clock.utcnow(), reviewed=reviewed
         )
+
+
+def delete_draft(
+    studio: Studio, channel: Channel, key: str, version: int, *, author: str
+) -> TemplateVersion:
+    """Raises LookupError, or TemplateStateError for anything but a draft. Anyone who may
+    save a draft may delete one, legal texts included: a draft never reaches a lead."""
+    with studio.sessions.begin() as session:
+        return template_store.delete_draft(session, channel, key, version, author=author)
+
+
+def variable_groups(
+    studio: Studio, channel: Channel, key: str, lead: Lead
+) -> list[variables.VariableGroup]:
+    """The picker's list, from the context a preview of this template renders with."""
+    return variables.groups(_context(studio, channel, key, lead))
 
 
 def send_test(

@@ -840,7 +840,7 @@ def test_a_bad_preview_is_a_422_with_the_reason(
 def test_a_draft_with_an_unknown_filter_opens_and_is_not_published(
     services: Services, marketing: Browser
 ) -> None:
-    path = "/admin/templates/sms/help-reply"
+    path = "/admin/templates/sms/booking-nudge"  # help-reply: only an admin publishes
     token = marketing.csrf(path)
     source = "{{ clinic.sms_program_name }}: {{ lead.first_name|nope }} Reply STOP to opt out."
     saved = marketing.post(f"{path}/drafts", {"source": source}, csrf=token)
@@ -853,11 +853,11 @@ def test_a_draft_with_an_unknown_filter_opens_and_is_not_published(
     refused = marketing.post(f"{path}/publish", {"version": version.group(1)}, csrf=token)
     assert refused.status_code == 422
     assert "Not published" in text_of(refused) and "unknown filter 'nope'" in text_of(refused)
-    assert "nope" not in services.templates.get(Channel.SMS, "help-reply").source
+    assert "nope" not in services.templates.get(Channel.SMS, "booking-nudge").source
 
 
 def test_a_runaway_draft_is_refused_at_publish(services: Services, marketing: Browser) -> None:
-    path = "/admin/templates/sms/help-reply"
+    path = "/admin/templates/sms/booking-nudge"  # help-reply: only an admin publishes
     token = marketing.csrf(path)
     source = (
         "{{ clinic.sms_program_name }}: {% if lead.stage == 'lost' %}" + RUNAWAY + "{% endif %}"
@@ -870,7 +870,7 @@ def test_a_runaway_draft_is_refused_at_publish(services: Services, marketing: Br
     assert time.monotonic() - started < DID_NOT_HANG
     assert refused.status_code == 422
     assert "render budget exceeded" in text_of(refused)
-    assert "range(99999)" not in services.templates.get(Channel.SMS, "help-reply").source
+    assert "range(99999)" not in services.templates.get(Channel.SMS, "booking-nudge").source
 
 
 def test_rule_26_the_lead_page_says_everything_is_held_after_crisis_words(

@@ -77,7 +77,7 @@ def test_email_body_lines_are_the_file_lines() -> None:
 
 def test_variables_outside_the_documented_context() -> None:
     assert "unknown variable 'user'" in messages(lint("Hi {{ user.name }} STOP"))
-    assert "undefined variable" in messages(lint("Hi {{ lead.nickname }} STOP"))
+    assert "unknown name lead.nickname" in messages(lint("Hi {{ lead.nickname }} STOP"))
 
 
 def test_a_template_that_breaks_for_a_sample_without_optional_fields() -> None:

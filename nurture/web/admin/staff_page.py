@@ -12,6 +12,7 @@ from nurture.web.templating import pages
 
 NOTICES = {
     "saved": "Draft saved.",
+    "draft-deleted": "Draft deleted.",
     "published": "Published: leads get this version from the next message on.",
     "test-sent": "Test sent to you.",
     "resumed": "Marketing resumed for this lead.",

@@ -1,5 +1,9 @@
-"""The template studio: list, edit with live preview and lint, save drafts, publish, roll back,
-compare versions, send a test to oneself.
+"""The template studio: list, edit with live preview, lint and a variable picker, save drafts,
+review then publish, roll back, delete drafts, compare versions, send a test to oneself.
+
+Publishing (and rolling back) is two steps: a page showing the diff against what is live, then
+a Confirm POST naming the live version it was reviewed against. Texts with legal weight go live
+only by an admin (``drafts.may_publish``).
 
 Every handler is a plain ``def``: they touch the database and render templates, so FastAPI runs
 them in its thread pool, never on the event loop. Only reading the request body is async, in a
@@ -8,7 +12,6 @@ dependency.
 
 from __future__ import annotations
 
-import difflib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -19,9 +22,11 @@ from nurture.content import template_store
 from nurture.content.lint import purposes_for
 from nurture.content.rendering import BUDGET_EXCEEDED, RenderError
 from nurture.content.samples import sample_leads
+from nurture.content.template_store import TemplateStateError
 from nurture.db import audit
-from nurture.db.models import Channel, TemplateState
+from nurture.db.models import Channel, TemplateState, TemplateVersion
 from nurture.preview import drafts
+from nurture.preview.source_diff import hunks
 from nurture.runtime import Services
 from nurture.transports import DeliveryError
 from nurture.web.admin.auth import Staff, TemplatesStaff, check_csrf
@@ -157,10 +162,13 @@ def _editor(
         history = template_store.versions(session, channel, key)
     if version is not None and not any(v.version == version for v in history):
         raise HTTPException(404, f"{channel.value}/{key} has no version {version}")
-    shown_version = version if version is not None else (history[0].version if history else None)
-    current = next((v for v in history if v.version == shown_version), None)
+    if version is None:  # the newest version that was not thrown away
+        kept = [v for v in history if v.state is not TemplateState.DELETED]
+        version = kept[0].version if kept else None
+    current = next((v for v in history if v.version == version), None)
     if source is None:
         source = current.source if current else services.templates.get(channel, key).source
+    label, lead = _sample(sample)
     return render(
         request,
         who,
@@ -173,10 +181,13 @@ def _editor(
             "current": current,
             "live": next((v for v in history if v.state is TemplateState.PUBLISHED), None),
             "samples": list(sample_leads()),
-            "preview": _preview_payload(services, channel, key, source, sample),
+            "preview": _preview_payload(services, channel, key, source, label),
+            "variables": drafts.variable_groups(services.studio, channel, key, lead),
             "errors": errors or [],
             "purposes": sorted(p.value for p in purposes_for(services.catalog, channel, key)),
             "can_text": bool(who.user.phone),
+            "admin_only": drafts.admin_only(services.studio, channel, key),
+            "may_publish": drafts.may_publish(services.studio, channel, key, who.user.role),
         },
         status_code=status,
     )
@@ -239,9 +250,71 @@ def save(
     draft = drafts.save_draft(
         services.studio, parsed, key, source.replace("\r\n", "\n"), author=who.actor
     )
+    if form.get("then") == "publish":  # "Save and publish…": saved, now review it
+        return RedirectResponse(
+            f"/admin/templates/{parsed.value}/{key}/publish?version={draft.version}", 303
+        )
     return RedirectResponse(
         f"/admin/templates/{parsed.value}/{key}?version={draft.version}&notice=saved", 303
     )
+
+
+def _version_number(raw: object, where: str) -> int:
+    if not isinstance(raw, str) or not raw.isdecimal():
+        raise HTTPException(422, f"{where}: a version number is required")
+    return int(raw)
+
+
+def _review(
+    services: Services, who: Staff, channel: Channel, key: str, version: int
+) -> drafts.PublishReview:
+    try:
+        return drafts.review_publish(services.studio, channel, key, version, role=who.user.role)
+    except drafts.AdminOnlyError as error:
+        raise HTTPException(403, str(error)) from None
+    except TemplateStateError as error:
+        raise HTTPException(409, str(error)) from None
+    except LookupError as error:
+        raise HTTPException(404, str(error)) from None
+
+
+def _review_page(
+    request: Request,
+    who: Staff,
+    review: drafts.PublishReview,
+    *,
+    errors: list[str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    if not review.report.ok:
+        status = 422
+    return render(
+        request,
+        who,
+        "template_publish.html",
+        {
+            "channel": review.version.channel.value,
+            "key": review.version.key,
+            "review": review,
+            "errors": errors or [],
+        },
+        status_code=status,
+    )
+
+
+@router.get("/{channel}/{key}/publish", response_class=HTMLResponse)
+def review_publish(
+    request: Request,
+    channel: str,
+    key: str,
+    services: ServicesDep,
+    who: TemplatesStaff,
+    version: str | None = None,
+) -> HTMLResponse:
+    """What publishing ``version`` would change against what is live, and a Confirm button."""
+    parsed, key = _template(services, channel, key)
+    number = _version_number(version, "?version=")
+    return _review_page(request, who, _review(services, who, parsed, key, number))
 
 
 @router.post("/{channel}/{key}/publish")
@@ -255,11 +328,27 @@ def publish(
 ) -> Response:
     check_csrf(who, form)
     parsed, key = _template(services, channel, key)
-    raw = form.get("version")
-    if not isinstance(raw, str) or not raw.isdecimal():
-        raise HTTPException(422, "version: a version number is required")
+    number = _version_number(form.get("version"), "version")
+    reviewed = form.get("reviewed")
+    if not isinstance(reviewed, str) or not reviewed:
+        # Not from the review page: nothing goes live unseen, so show what would.
+        review = _review(services, who, parsed, key, number)
+        first = (
+            "Not published: fix these first."
+            if not review.report.ok
+            else "Not published yet: check what would change, then confirm."
+        )
+        return _review_page(request, who, review, errors=[first], status=422)
     try:
-        live = drafts.publish_version(services.studio, parsed, key, int(raw), author=who.actor)
+        live = drafts.publish_version(
+            services.studio,
+            parsed,
+            key,
+            number,
+            author=who.actor,
+            role=who.user.role,
+            reviewed=reviewed,
+        )
     except drafts.PublishRefusedError as refused:
         errors = ["Not published: fix these first."] + [str(f) for f in refused.report.errors]
         return _editor(
@@ -268,16 +357,76 @@ def publish(
             who,
             parsed,
             key,
-            version=int(raw),
+            version=number,
             sample=None,
             errors=errors,
             status=422,
         )
+    except drafts.StaleReviewError as stale:
+        review = _review(services, who, parsed, key, number)
+        return _review_page(request, who, review, errors=[str(stale)], status=409)
+    except drafts.AdminOnlyError as error:
+        raise HTTPException(403, str(error)) from None
+    except TemplateStateError as error:
+        raise HTTPException(409, str(error)) from None
     except LookupError as error:
         raise HTTPException(404, str(error)) from None
     return RedirectResponse(
         f"/admin/templates/{parsed.value}/{key}?version={live.version}&notice=published", 303
     )
+
+
+def _draft(services: Services, channel: Channel, key: str, version: int) -> TemplateVersion:
+    with services.sessions() as session:
+        row = template_store.get_version(session, channel, key, version)
+    if row is None:
+        raise HTTPException(404, f"{channel.value}/{key} has no version {version}")
+    if row.state is not TemplateState.DRAFT:
+        raise HTTPException(
+            409,
+            f"{channel.value}/{key} version {version} is {row.state.value}: "
+            "only a draft that was never published can be deleted",
+        )
+    return row
+
+
+@router.get("/{channel}/{key}/versions/{version}/delete", response_class=HTMLResponse)
+def review_delete(
+    request: Request,
+    channel: str,
+    key: str,
+    version: int,
+    services: ServicesDep,
+    who: TemplatesStaff,
+) -> HTMLResponse:
+    parsed, key = _template(services, channel, key)
+    row = _draft(services, parsed, key, version)
+    return render(
+        request,
+        who,
+        "template_delete.html",
+        {"channel": parsed.value, "key": key, "draft": row},
+    )
+
+
+@router.post("/{channel}/{key}/versions/{version}/delete")
+def delete_draft(
+    channel: str,
+    key: str,
+    version: int,
+    services: ServicesDep,
+    who: TemplatesStaff,
+    form: Form,
+) -> Response:
+    check_csrf(who, form)
+    parsed, key = _template(services, channel, key)
+    try:
+        drafts.delete_draft(services.studio, parsed, key, version, author=who.actor)
+    except TemplateStateError as error:
+        raise HTTPException(409, str(error)) from None
+    except LookupError as error:
+        raise HTTPException(404, str(error)) from None
+    return RedirectResponse(f"/admin/templates/{parsed.value}/{key}?notice=draft-deleted", 303)
 
 
 @router.post("/{channel}/{key}/test")
@@ -353,18 +502,15 @@ def diff(
         right = template_store.get_version(session, parsed, key, b)
     if left is None or right is None:
         raise HTTPException(404, f"{parsed.value}/{key} has no version {a if left is None else b}")
-    lines = list(
-        difflib.unified_diff(
-            left.source.splitlines(),
-            right.source.splitlines(),
-            f"version {a}",
-            f"version {b}",
-            lineterm="",
-        )
-    )
     return render(
         request,
         who,
         "template_diff.html",
-        {"channel": parsed.value, "key": key, "a": left, "b": right, "lines": lines},
+        {
+            "channel": parsed.value,
+            "key": key,
+            "a": left,
+            "b": right,
+            "changes": hunks(left.source, right.source),
+        },
     )

@@ -1,4 +1,5 @@
-// Live preview for the template studio: re-render and lint as marketing types.
+// Live preview for the template studio: re-render and lint as marketing types; the variable
+// picker's Insert buttons (hidden without JavaScript, where the list is only to read).
 (function () {
   "use strict";
   var studio = document.querySelector(".studio");
@@ -57,6 +58,23 @@
       if (payload && payload.findings) { show(payload); studio.dataset.previewed = "yes"; }
     });
   }
+
+  // Put "{{ name }}" where the cursor is (replacing any selection), then preview it.
+  function insert(name) {
+    var text = "{{ " + name + " }}";
+    var start = source.selectionStart, end = source.selectionEnd;
+    source.focus();
+    source.setRangeText(text, start, end, "end");
+    source.dispatchEvent(new Event("input", {bubbles: true}));
+  }
+
+  Array.prototype.forEach.call(studio.querySelectorAll(".with-js, button.insert"), function (node) {
+    node.hidden = false;
+  });
+  studio.addEventListener("click", function (event) {
+    var button = event.target.closest("button.insert");
+    if (button) { insert(button.dataset.variable); }
+  });
 
   source.addEventListener("input", function () {
     clearTimeout(timer);
