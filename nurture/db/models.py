@@ -664,3 +664,22 @@ class MailboxMessage(Base):
     )
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     received_at: Mapped[datetime]
+
+
+# --- the lead page: staff notes (issue 14, "Leads") ---
+
+
+class LeadNote(Base):
+    """A note a staff member wrote about a lead ("called, prefers mornings"). Append-only, like
+    the audit log: a note is never changed or removed (the database refuses), so what the front
+    desk knew and when stays on record; a correction is a new note."""
+
+    __tablename__ = "lead_notes"
+    __table_args__ = (Index(None, "lead_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    lead_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leads.id", ondelete="RESTRICT"))
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(200))  # an audit actor: staff:<e-mail>
+    created_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
+

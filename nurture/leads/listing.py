@@ -136,7 +136,8 @@ def _midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), zone).astimezone(ZoneInfo("UTC"))
 
 
-def _granted(channel: Channel, purpose: Purpose) -> ColumnElement[bool]:
+def granted_now(channel: Channel, purpose: Purpose) -> ColumnElement[bool]:
+    """True for a lead whose latest word on this channel and purpose is a grant."""
     latest = (
         select(ConsentEvent.action)
         .where(
@@ -158,7 +159,7 @@ def _conditions(wanted: LeadFilter, zone: ZoneInfo) -> list[ColumnElement[bool]]
     if wanted.stage is not None:
         where.append(Lead.stage == wanted.stage)
     if wanted.consent is not None:
-        where.append(_granted(*CONSENTS[wanted.consent]))
+        where.append(granted_now(*CONSENTS[wanted.consent]))
     if wanted.sequence is not None:
         where.append(
             exists().where(

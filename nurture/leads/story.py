@@ -32,6 +32,7 @@ from nurture.db.models import (
     InboundMessage,
     Lead,
     LeadEvent,
+    LeadNote,
     Message,
     Purpose,
 )
@@ -49,9 +50,11 @@ MAX_NOTE = 500
 @dataclass(frozen=True)
 class TimelineItem:
     at: datetime
-    kind: str  # consent | message | reply | event
+    kind: str  # consent | message | reply | event | note
     text: str
     crisis: bool = False
+    # A message whose stored body can be opened from the timeline.
+    message_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class LeadStory:
     inbound: list[InboundMessage]
     events: list[LeadEvent]
     audit: list[AuditEvent]
+    notes: list[LeadNote]
     timeline: list[TimelineItem]
 
 
@@ -151,6 +155,7 @@ def _timeline(
     messages: list[Message],
     inbound: list[InboundMessage],
     events: list[LeadEvent],
+    notes: list[LeadNote],
 ) -> list[TimelineItem]:
     items = [
         TimelineItem(
@@ -163,7 +168,9 @@ def _timeline(
     for m in messages:
         label = f"{m.channel.value} {m.purpose.value} {m.step_key}"
         if m.sent_at is not None:
-            items.append(TimelineItem(m.sent_at, "message", f"{label}: {m.status.value}"))
+            opened = m.id if m.body is not None else None
+            text = f"{label}: {m.status.value}"
+            items.append(TimelineItem(m.sent_at, "message", text, message_id=opened))
         else:
             reason = f" ({m.last_error})" if m.last_error else ""
             items.append(TimelineItem(m.due_at, "message", f"{label}: {m.status.value}{reason}"))
@@ -177,6 +184,7 @@ def _timeline(
         for i in inbound
     ]
     items += [TimelineItem(e.occurred_at, "event", f"lifecycle: {e.type}") for e in events]
+    items += [TimelineItem(n.created_at, "note", f"note by {n.author}: {n.text}") for n in notes]
     return sorted(items, key=lambda item: item.at, reverse=True)
 
 
@@ -198,6 +206,7 @@ def load_story(session: Session, lead_id: uuid.UUID, *, clinic_zone: ZoneInfo) -
     inbound = _newest_first(session, InboundMessage, lead_id, InboundMessage.received_at)
     events = _newest_first(session, LeadEvent, lead_id, LeadEvent.occurred_at)
     trail = _newest_first(session, AuditEvent, lead_id, AuditEvent.occurred_at, AUDIT_LIMIT)
+    notes = _newest_first(session, LeadNote, lead_id, LeadNote.created_at)
     return LeadStory(
         lead=lead,
         name=display_name(lead),
@@ -210,7 +219,8 @@ def load_story(session: Session, lead_id: uuid.UUID, *, clinic_zone: ZoneInfo) -
         inbound=inbound,
         events=events,
         audit=trail,
-        timeline=_timeline(consent_events, messages, inbound, events),
+        notes=notes,
+        timeline=_timeline(consent_events, messages, inbound, events, notes),
     )
 
 

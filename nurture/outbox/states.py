@@ -70,6 +70,8 @@ ARROWS: tuple[Arrow, ...] = (
     _arrow("ops: resend", [S.UNKNOWN], S.SCHEDULED),  # also the reconciler not finding it
     _arrow("ops: retry", [S.FAILED, S.UNDELIVERED], S.SCHEDULED),
     _arrow("ops: skip overdue", [S.SCHEDULED], S.SKIPPED),  # a pause ended with "skip"
+    _arrow("staff: cancel", PENDING, S.CANCELLED),  # the lead page: this one message, not sent
+    _arrow("staff: send now", [S.SCHEDULED], S.SCHEDULED),  # due now; the claim and gates follow
 )
 
 

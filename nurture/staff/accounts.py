@@ -38,9 +38,9 @@ _zxcvbn_lock = threading.Lock()
 
 # What each role may open; admin may open everything.
 ROLE_AREAS = {
-    StaffRole.MARKETING: {"templates", "sequences"},
+    StaffRole.MARKETING: {"templates", "sequences", "reach"},  # reach: leads without contacts
     StaffRole.OPS: {"ops", "leads", "inbox", "sequences"},
-    StaffRole.ADMIN: {"templates", "sequences", "ops", "leads", "inbox", "users"},
+    StaffRole.ADMIN: {"templates", "sequences", "ops", "leads", "inbox", "users", "reach"},
 }
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from nurture import clock, staff
 from nurture.content import template_store
-from nurture.db.models import AuditEvent, InboundClass, InboundMessage, StaffUser
+from nurture.db.models import AuditEvent, Channel, InboundClass, InboundMessage, Message, StaffUser
 from nurture.runtime import Services
 from nurture.web import admin, create_app
 from tests.support.factories import sign_up
@@ -25,6 +25,7 @@ ROLES = ("marketing", "ops", "admin")
 AREAS = {
     "/admin/templates": "templates",
     "/admin/sequences": "sequences",
+    "/admin/leads/reach": "reach",  # before /admin/leads: the first prefix that matches wins
     "/admin/leads": "leads",
     "/admin/inbox": "inbox",
     "/admin/users": "users",
@@ -35,9 +36,9 @@ ANY_STAFF = {"/admin/", "/admin/logout"}
 # "Staff UI"): marketing writes templates and reads sequences; ops run the console, leads and
 # inbox and read sequences; admin everything, and alone manages users.
 MAY_OPEN = {
-    "marketing": {"templates", "sequences"},
+    "marketing": {"templates", "sequences", "reach"},
     "ops": {"ops", "leads", "inbox", "sequences"},
-    "admin": {"templates", "sequences", "ops", "leads", "inbox", "users"},
+    "admin": {"templates", "sequences", "ops", "leads", "inbox", "users", "reach"},
 }
 
 
@@ -91,6 +92,7 @@ def concrete_routes(client: TestClient, services: Services) -> list[tuple[str, s
     The public OpenAPI document lists only the JSON API and webhooks, so the admin routes are
     read from a schema of the admin router alone: a new route still appears here by itself."""
     lead_id = sign_up(services)
+    source = services.templates.get(Channel.SMS, "confirm-reply").source
     with services.sessions.begin() as session:
         inbound = InboundMessage(
             message_sid="SMx",
@@ -107,11 +109,24 @@ def concrete_routes(client: TestClient, services: Services) -> list[tuple[str, s
         user_id = session.scalar(
             select(StaffUser.id).where(StaffUser.email == "marketing@clinic.example")
         )
+        message_id = session.scalar(select(Message.id).where(Message.lead_id == lead_id).limit(1))
+        # A draft of a text marketing may publish (no legal weight, clean lint in the test
+        # program), for the review and delete pages.
+        draft = template_store.save_draft(
+            session,
+            Channel.SMS,
+            "confirm-reply",
+            source,
+            author="test",
+            now=clock.utcnow(),
+        ).version
     values = {
         "channel": "sms",
         "lead_id": str(lead_id),
         "inbound_id": str(inbound_id),
         "user_id": str(user_id),
+        "message_id": str(message_id),
+        "version": str(draft),
     }
     routes: list[tuple[str, str, str]] = []
     for path, operations in admin_paths().items():
@@ -119,13 +134,17 @@ def concrete_routes(client: TestClient, services: Services) -> list[tuple[str, s
             continue
         area = next((a for prefix, a in AREAS.items() if path.startswith(prefix)), None)
         assert area or path in ANY_STAFF, f"{path}: which role may open it? add it to AREAS"
-        key = "basic-nurture" if path.startswith("/admin/sequences") else "help-reply"
+        key = "basic-nurture" if path.startswith("/admin/sequences") else "confirm-reply"
         url = path
         for name, value in {**values, "key": key}.items():
             url = url.replace("{" + name + "}", value)
-        if url.endswith("/diff"):
-            url += "?a=1&b=1"
-        routes.extend((method.upper(), url, area or "any") for method in operations)
+        for method in operations:
+            query = ""
+            if url.endswith("/diff"):
+                query = "?a=1&b=1"
+            elif url.endswith("/publish") and method == "get":
+                query = f"?version={draft}"
+            routes.append((method.upper(), url + query, area or "any"))
     assert len(routes) > 15
     return routes
 

@@ -19,6 +19,7 @@ PAGES = [
     "/admin/sequences",
     "/admin/leads",
     "/admin/leads/uncontacted",
+    "/admin/leads/reach",
     "/admin/inbox",
     "/admin/ops",
     "/admin/users",

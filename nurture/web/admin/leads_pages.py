@@ -1,16 +1,18 @@
 """Leads: find one, read their whole story, and act on it (resume marketing, mark a reply
-handled, record a lifecycle event or an opt-out received by phone, mark them contacted); and the
-new leads nobody has contacted within one business day."""
+handled, record a lifecycle event or an opt-out received by phone, mark them contacted, correct
+their details, add a note, open what a message said, cancel or send now one pending message);
+the new leads nobody has contacted within one business day; and, for marketing, the leads
+without anyone's contact details (/admin/leads/reach)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -19,16 +21,26 @@ from starlette.datastructures import FormData
 from nurture import clock
 from nurture.content.staff_time import local_input_value, local_text, utc_text
 from nurture.db import audit
-from nurture.db.models import Lead, LeadStage
-from nurture.leads import first_contact, lifecycle, listing, search
+from nurture.db.models import PENDING_STATUSES, Lead, LeadStage, Message
+from nurture.leads import editing, first_contact, lifecycle, listing, notes, pending, reach, search
 from nurture.leads import story as lead_story
 from nurture.runtime import Services
-from nurture.web.admin.auth import LeadsStaff, Staff, check_csrf
+from nurture.web.admin.auth import LeadsStaff, Staff, area, check_csrf
 from nurture.web.admin.staff_page import render
 from nurture.web.deps import ServicesDep
 
 router = APIRouter(prefix="/leads")
 T = TypeVar("T")
+# Marketing's view of the leads: counts and pseudonyms, never a contact detail.
+ReachStaff = Annotated[Staff, Depends(area("reach"))]
+# This page's own notices (the shared ones are staff_page.NOTICES).
+LEAD_NOTICES = {
+    "edited": "Details saved.",
+    "unchanged": "Nothing changed: the details were already so.",
+    "note": "Note added.",
+    "cancelled": "Message cancelled.",
+    "already-queued": "It was already queued for the worker: it is not handed over twice.",
+}
 
 
 def _lead_id(text: str) -> uuid.UUID:
@@ -166,10 +178,34 @@ def uncontacted(request: Request, services: ServicesDep, who: LeadsStaff) -> HTM
     )
 
 
+@router.get("/reach", response_class=HTMLResponse)
+def reach_view(request: Request, services: ServicesDep, who: ReachStaff) -> HTMLResponse:
+    """Whom the program reaches, for marketing: counts and a contact-free list of leads."""
+    page_raw = request.query_params.get("page", "1")
+    page_number = int(page_raw) if page_raw.isdecimal() and len(page_raw) < 7 else 1
+    with services.read_sessions() as session:
+        counted = reach.counts(session, sequences=sorted(services.catalog.by_key))
+        found = reach.page_of_leads(
+            session, secret=services.secret, zone=services.clinic.zone, page=page_number
+        )
+    return render(
+        request,
+        who,
+        "reach.html",
+        {
+            "counts": counted,
+            "found": found,
+            "consents": list(listing.CONSENTS),
+            "zone": services.clinic.zone.key,
+            "per_page": reach.PER_PAGE,
+        },
+    )
+
+
 @router.get("/{lead_id}", response_class=HTMLResponse)
 def show(request: Request, lead_id: str, services: ServicesDep, who: LeadsStaff) -> HTMLResponse:
     parsed = _lead_id(lead_id)
-    page = _lead_page(request, services, who, parsed)
+    page = _lead_page(request, services, who, parsed, notice=_notice(request, services, parsed))
     # Who opened whose record is itself part of the record (compliance rule 24). Written after
     # the page is built, so a lead that does not exist (404) logs nothing.
     with services.sessions.begin() as session:
@@ -185,6 +221,11 @@ def _lead_page(
     *,
     errors: list[str] | None = None,
     entered: dict[str, str] | None = None,
+    edit_errors: dict[str, str] | None = None,
+    edit_entered: dict[str, str] | None = None,
+    note_error: str | None = None,
+    note_entered: str = "",
+    notice: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     with services.read_sessions() as session:
@@ -193,6 +234,7 @@ def _lead_page(
     if story is None:
         raise HTTPException(404, "no lead with this id")
     zone = story.zone
+    extra: dict[str, Any] = {"notice": notice} if notice else {}
 
     def local(instant: datetime | None) -> str:
         return local_text(instant, zone)
@@ -219,9 +261,51 @@ def _lead_page(
             "max_note": lead_story.MAX_NOTE,
             "arrival": arrival,
             "clinic_local": lambda instant: local_text(instant, services.clinic.zone),
+            "stages": [stage.value for stage in LeadStage],
+            "edit": edit_entered or editing.form_values(story.lead),
+            "edit_errors": edit_errors or {},
+            "note_error": note_error,
+            "note_text": note_entered,
+            "max_lead_note": notes.MAX_NOTE,
+            "pending_statuses": {status.value for status in PENDING_STATUSES},
+            **extra,
         },
         status_code=status,
     )
+
+
+def _notice(request: Request, services: Services, lead_id: uuid.UUID) -> str | None:
+    """This page's own notice, if the query names one. After "send now" it says where the
+    message stands by the gates' reading now, so staff learn at once what holds it."""
+    code = request.query_params.get("notice", "")
+    if code != "send-now":
+        return LEAD_NOTICES.get(code)
+    message_id = lead_story.parse_row_id(request.query_params.get("message", ""))
+    if message_id is None:
+        return None
+    with services.read_sessions() as session:
+        message = pending.message_of(session, lead_id, message_id)
+        lead = session.get(Lead, lead_id)
+        if message is None or lead is None:
+            return None
+        standing = pending.outlook(
+            session,
+            message,
+            lead,
+            policy=services.policy,
+            clinic_zone=services.clinic.zone,
+            catalog=services.catalog,
+            now=clock.utcnow(),
+            placeholder_address=_placeholder_address(services),
+        )
+    return f"Message {message_id} is due now. {standing}"
+
+
+def _placeholder_address(services: Services) -> bool:
+    # As the worker decides it (nurture.outbox.send): marketing e-mail waits while the postal
+    # address is an example and e-mail reaches real inboxes.
+    path = services.send_path
+    return path.email.reaches_inboxes and "address" in path.clinic.placeholders
 
 
 @router.post("/{lead_id}/resume")
@@ -346,3 +430,156 @@ def _page_with_errors(
     entered: dict[str, Any],
 ) -> HTMLResponse:
     return _lead_page(request, services, who, lead_id, errors=errors, entered=entered, status=422)
+
+
+@router.post("/{lead_id}/edit")
+async def edit(request: Request, lead_id: str, services: ServicesDep, who: LeadsStaff) -> Response:
+    """Correct the name, zone, ZIP code or stage; every problem under its field (422)."""
+    form = await request.form()
+    check_csrf(who, form)
+    parsed = _lead_id(lead_id)
+    entered = {name: _field(form, name) for name in editing.EDITABLE}
+    try:
+        wanted = editing.parse_edit(entered)
+    except editing.EditError as error:
+        return await run_in_threadpool(
+            _lead_page,
+            request,
+            services,
+            who,
+            parsed,
+            errors=["Not saved: fix the fields marked below."],
+            edit_errors=error.problems,
+            edit_entered=entered,
+            status=422,
+        )
+
+    def act(session: Session, lead: Lead) -> dict[str, Any]:
+        return editing.apply_edit(
+            session,
+            lead,
+            wanted,
+            clinic_zone=services.clinic.zone,
+            actor=who.actor,
+            now=clock.utcnow(),
+        )
+
+    changes = await run_in_threadpool(_with_lead, services, parsed, act)
+    notice = "edited" if changes else "unchanged"
+    return RedirectResponse(f"/admin/leads/{parsed}?notice={notice}", 303)
+
+
+@router.post("/{lead_id}/notes")
+async def add_note(
+    request: Request, lead_id: str, services: ServicesDep, who: LeadsStaff
+) -> Response:
+    form = await request.form()
+    check_csrf(who, form)
+    parsed = _lead_id(lead_id)
+    text = _field(form, "text")
+
+    def act(session: Session, lead: Lead) -> object:
+        return notes.add_note(session, lead, text, actor=who.actor, now=clock.utcnow())
+
+    try:
+        await run_in_threadpool(_with_lead, services, parsed, act)
+    except notes.NoteError as error:
+        return await run_in_threadpool(
+            _lead_page,
+            request,
+            services,
+            who,
+            parsed,
+            errors=[f"Not added: {error}"],
+            note_error=str(error),
+            note_entered=text,
+            status=422,
+        )
+    return RedirectResponse(f"/admin/leads/{parsed}?notice=note#notes", 303)
+
+
+def _message_id(text: str) -> int:
+    parsed = lead_story.parse_row_id(text)
+    if parsed is None:
+        raise HTTPException(404, "this lead has no such message")
+    return parsed
+
+
+@router.get("/{lead_id}/messages/{message_id}", response_class=HTMLResponse)
+def message_body(
+    request: Request, lead_id: str, message_id: str, services: ServicesDep, who: LeadsStaff
+) -> HTMLResponse:
+    """What one message said, as stored when it was sent (its text, never its HTML as markup)."""
+    parsed, wanted = _lead_id(lead_id), _message_id(message_id)
+    with services.read_sessions() as session:
+        message = pending.message_of(session, parsed, wanted)
+        lead = session.get(Lead, parsed)
+        if message is None or lead is None:
+            raise HTTPException(404, f"this lead has no message {wanted}")
+        body = pending.body_of(message, retention_days=services.settings.body_retention_days)
+        name = search.display_name(lead)
+    page = render(
+        request,
+        who,
+        "lead_message.html",
+        {"body": body, "message": body.message, "lead_id": parsed, "name": name, "utc": utc_text},
+    )
+    # Reading what was sent to a person is reading their record (compliance rule 24).
+    with services.sessions.begin() as session:
+        audit.record(
+            session, actor=who.actor, action="message.viewed", lead_id=parsed, message_id=wanted
+        )
+    return page
+
+
+async def _message_action(
+    request: Request,
+    lead_id: str,
+    message_id: str,
+    services: Services,
+    who: Staff,
+    act: Callable[[Session, Message], str],
+) -> Response:
+    """A button on one message: CSRF checked, ``act`` run on the lead's message (the lead
+    locked), then back to the page with the notice ``act`` names; 409 when the message is no
+    longer pending."""
+    check_csrf(who, await request.form())
+    parsed, wanted = _lead_id(lead_id), _message_id(message_id)
+
+    def on_message(session: Session, lead: Lead) -> str:
+        message = pending.message_of(session, lead.id, wanted)
+        if message is None:
+            raise HTTPException(404, f"this lead has no message {wanted}")
+        return act(session, message)
+
+    try:
+        query = await run_in_threadpool(_with_lead, services, parsed, on_message)
+    except pending.NotPendingError as error:
+        raise HTTPException(409, str(error)) from None
+    return RedirectResponse(f"/admin/leads/{parsed}?{query}#messages", 303)
+
+
+@router.post("/{lead_id}/messages/{message_id}/cancel")
+async def cancel_message(
+    request: Request, lead_id: str, message_id: str, services: ServicesDep, who: LeadsStaff
+) -> Response:
+    def act(session: Session, message: Message) -> str:
+        pending.cancel(session, message, actor=who.actor, now=clock.utcnow())
+        return "notice=cancelled"
+
+    return await _message_action(request, lead_id, message_id, services, who, act)
+
+
+@router.post("/{lead_id}/messages/{message_id}/send-now")
+async def send_message_now(
+    request: Request, lead_id: str, message_id: str, services: ServicesDep, who: LeadsStaff
+) -> Response:
+    """Make it due now; the dispatcher and every gate take it from there."""
+
+    def act(session: Session, message: Message) -> str:
+        handed = pending.send_now(session, message, actor=who.actor, now=clock.utcnow())
+        if not handed.handed:
+            return "notice=already-queued"
+        return urlencode({"notice": "send-now", "message": message.id})
+
+    return await _message_action(request, lead_id, message_id, services, who, act)
