@@ -26,6 +26,7 @@ from nurture.web.admin.ops_pages import human_duration
 from tests.conftest import REDIS_URL, SettingsFactory
 from tests.db.test_admin_pages import Browser, sign_in
 from tests.support.factories import claim_and_send_all, sign_up
+from tests.unit.test_charts import Drawn, read_chart
 
 PAGE = "/admin/ops"
 QUEUE_TEST_DB = 13  # see test_queue_depths_are_read_from_redis
@@ -143,10 +144,13 @@ def numbers(page: str, attribute: str) -> dict[str, str]:
     return dict(re.findall(rf'data-{attribute}="([^"]+)">([^<]*)<', page))
 
 
-def chart_values(page: str) -> list[int]:
-    svg = re.search(r"<svg\b.*?</svg>", page, re.DOTALL)
-    assert svg, "the page has no chart"
-    return [int(v) for v in re.findall(r'<rect class="bar"[^>]*data-value="(\d+)"', svg.group())]
+def minute_chart(page: str) -> Drawn:
+    """The sends-per-minute chart (the first figure on the page) as a reader finds it."""
+    figure = re.search(r'data-chart="minutes">(.*?)</figure>', page, re.DOTALL)
+    assert figure, "the page has no sends-per-minute chart"
+    svg = re.search(r"<svg\b.*?</svg>", figure.group(1), re.DOTALL)
+    assert svg, "the sends-per-minute chart is not drawn"
+    return read_chart(svg.group())
 
 
 def status_json(browser: Browser) -> dict[str, Any]:
@@ -249,11 +253,15 @@ def test_the_chart_has_sixty_minutes_and_counts_the_sends(
     sent = rows(services, Message.sent_at.is_not(None))
     assert len(sent) >= 2
     page = ops_staff.get(PAGE).text
-    values = chart_values(page)
+    chart = minute_chart(page)
+    values = [int(v) for v in chart.values["only"]]
     assert len(values) == 60
-    assert values == status_json(ops_staff)["sends_per_minute"]
-    assert sum(values) == values[-1] == len(sent)  # all sent this minute: the rightmost bar
-    assert 'role="img"' in page and "60 min ago" in page and f"max {len(sent)}" in page
+    assert sum(values) == sum(status_json(ops_staff)["sends_per_minute"]) == len(sent)
+    assert values[-1] == len(sent)  # all sent this minute: the rightmost bar
+    assert chart.desc == (
+        f"Sends per minute, the last hour: {len(sent)} sends in total; "
+        f"at most {len(sent)} at 11:00."  # 18:00 UTC, frozen for db tests, in Boise
+    )
     assert f'data-sent-last-hour="{len(sent)}"' in page
 
 

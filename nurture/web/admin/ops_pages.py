@@ -2,6 +2,10 @@
 failures, `unknown` rows, pauses, sequences) and the actions ops take on it: kill switches,
 retries, settling `unknown` rows, reconciling with the SMS provider, purging old bodies.
 
+Over time, the page charts sends per minute for the last hour, and sends, how late they went
+and failures by error code for the last 24 h or 7 days (``?range=``): the series come from
+:mod:`nurture.ops.series`, drawn by :mod:`nurture.web.charts`.
+
 Every action is a POST with the CSRF token, runs the domain call (:mod:`nurture.ops.console`, which
 audits it) in one write transaction and answers 303 with a notice; a refused action shows the
 page again with the reason (422) and changes nothing.
@@ -10,13 +14,13 @@ page again with the reason (422) and changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from markupsafe import Markup
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -24,10 +28,11 @@ from starlette.datastructures import FormData
 from nurture import clock, ops
 from nurture.content.staff_time import utc_text
 from nurture.db.models import Channel
+from nurture.ops import series
 from nurture.outbox.email_feedback.rates import percent, window_text
 from nurture.runtime import Services
+from nurture.web import charts
 from nurture.web.admin.auth import OpsStaff, Staff, check_csrf
-from nurture.web.admin.sparkline import sparkline
 from nurture.web.admin.staff_page import render
 from nurture.web.deps import ServicesDep
 
@@ -87,13 +92,121 @@ def _relative(value: datetime | str | None, now: datetime) -> str:
 def _snapshot(services: Services, now: datetime) -> ops.Status:
     queues = services.broker.depths()
     with services.read_sessions() as session:
-        return ops.status(
-            session,
-            catalog=services.catalog,
-            queues=queues,
-            now=now,
-            email_feedback=services.policy.email_feedback,
+        return _status(services, session, queues, now)
+
+
+def _status(
+    services: Services, session: Session, queues: dict[str, int | None], now: datetime
+) -> ops.Status:
+    return ops.status(
+        session,
+        catalog=services.catalog,
+        queues=queues,
+        now=now,
+        email_feedback=services.policy.email_feedback,
+    )
+
+
+# --- charts -------------------------------------------------------------------------------
+
+DEFAULT_RANGE = series.LAST_DAY.key
+FAILURE_CODES_DRAWN = 6  # more codes than colours a reader can tell apart go into "other"
+# How many bucket labels the x axis names (every label is in the chart's tooltips).
+AXIS_EVERY = {series.LAST_HOUR.key: 10, series.LAST_DAY.key: 3, series.LAST_WEEK.key: 8}
+# Axis steps a person reads at a glance: 5 s, 30 s, 2 min, 1 h, 1 d …
+MINUTE, HOUR, DAY = 60, 3600, 86400
+DURATION_STEPS = (
+    *(1, 2, 5, 10, 15, 30),
+    *(m * MINUTE for m in (1, 2, 5, 10, 15, 30)),
+    *(h * HOUR for h in (1, 2, 3, 6, 12)),
+    *(d * DAY for d in (1, 2, 5, 7, 14, 30, 90, 365)),
+)
+BUCKET_WORD = {series.LAST_HOUR.key: "minute", series.LAST_DAY.key: "hour"}
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """Everything the page shows, read in one short read transaction."""
+
+    status: ops.Status
+    last_hour: series.SendSeries
+    sends: series.SendSeries
+    failures: series.FailureSeries
+
+
+def _range(request: Request) -> series.Window:
+    key = request.query_params.get("range", DEFAULT_RANGE)
+    window = series.RANGES.get(key)
+    if window is None:
+        known = " or ".join(series.RANGES)
+        raise HTTPException(400, f"range: use {known}, not {key[:20]!r}")
+    return window
+
+
+def _read(services: Services, now: datetime, window: series.Window) -> _Reading:
+    queues = services.broker.depths()  # a network call: before the transaction opens
+    zone = services.clinic.zone
+    with services.read_sessions() as session:
+        return _Reading(
+            status=_status(services, session, queues, now),
+            last_hour=series.sends(session, series.LAST_HOUR, now=now, zone=zone),
+            sends=series.sends(session, window, now=now, zone=zone),
+            failures=series.failures(session, window, now=now, zone=zone),
         )
+
+
+def _per(window: series.Window) -> str:
+    return BUCKET_WORD.get(window.key, human_duration(window.bucket.total_seconds()))
+
+
+def send_chart(sends: series.SendSeries) -> charts.Chart:
+    window = sends.buckets.window
+    return charts.Chart(
+        title=f"Sends per {_per(window)}, {window.text}",
+        labels=sends.buckets.labels,
+        series=[charts.Series("Sends", sends.sends)],
+        unit="sends",
+        empty=f"No sends in {window.text}.",
+        axis_every=AXIS_EVERY[window.key],
+        css_class="chart-sends",
+    )
+
+
+def lateness_chart(sends: series.SendSeries) -> charts.Chart:
+    window = sends.buckets.window
+    return charts.Chart(
+        title=f"How late sends went (after their due time), per {_per(window)}, {window.text}",
+        labels=sends.buckets.labels,
+        series=[charts.Series("p50", sends.late_p50), charts.Series("p95", sends.late_p95)],
+        kind="line",
+        # Sends that all went on time are worth a line at zero, not "nothing to show".
+        empty=f"No sends in {window.text}, so no lateness to show.",
+        axis_every=AXIS_EVERY[window.key],
+        format_value=human_duration,
+        steps=DURATION_STEPS,
+        summable=False,
+        css_class="chart-lateness",
+    )
+
+
+def failure_chart(failures: series.FailureSeries) -> charts.Chart:
+    window = failures.buckets.window
+    codes = list(failures.by_code.items())
+    drawn = [charts.Series(code, counts) for code, counts in codes[:FAILURE_CODES_DRAWN]]
+    if rest := codes[FAILURE_CODES_DRAWN:]:
+        other = [sum(counts[i] for _, counts in rest) for i in range(len(failures.buckets.starts))]
+        drawn.append(charts.Series(f"{len(rest)} other codes", other))
+    return charts.Chart(
+        title=f"Failures by error code, per {_per(window)}, {window.text}",
+        labels=failures.buckets.labels,
+        series=drawn or [charts.Series("Failures", [0] * len(failures.buckets.starts))],
+        kind="stacked",
+        unit="failures",
+        legend=bool(codes),  # which code failed matters even when there is only one
+        empty=f"No failures in {window.text}.",
+        axis_every=AXIS_EVERY[window.key],
+        css_class="chart-failures",
+    )
 
 
 def _count_text(request: Request) -> str:
@@ -114,7 +227,9 @@ def _ops_page(
     status: int = 200,
 ) -> HTMLResponse:
     now = clock.utcnow()
-    snapshot = _snapshot(services, now)
+    window = _range(request)
+    reading = _read(services, now, window)
+    snapshot = reading.status
 
     def when(value: datetime | str | None) -> str:
         return utc_text(_instant(value))
@@ -128,9 +243,19 @@ def _ops_page(
         "ops.html",
         {
             "s": snapshot,
-            # Numbers only, built by our own code: safe to put in the page as it is.
-            "chart": Markup(sparkline(snapshot.sends_per_minute)),  # noqa: S704
-            "sent_last_hour": sum(snapshot.sends_per_minute),
+            "minute_chart": send_chart(reading.last_hour),
+            "render_chart": charts.render,
+            "sent_last_hour": sum(reading.last_hour.sends),
+            "range": window,
+            "zone": services.clinic.zone.key,
+            "ranges": series.RANGES.values(),
+            "range_charts": [
+                ("sends", send_chart(reading.sends)),
+                ("lateness", lateness_chart(reading.sends)),
+                ("failures", failure_chart(reading.failures)),
+            ],
+            "sent_in_range": sum(reading.sends.sends),
+            "failed_in_range": reading.failures.total,
             "duration": human_duration,
             "when": when,
             "relative": relative,
