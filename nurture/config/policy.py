@@ -212,6 +212,36 @@ class EmailFeedback(BaseModel):
         return value
 
 
+class Attribution(BaseModel):
+    """Issue 15 §2: how long after a message a booked consult still counts as that message's
+    doing (last touch: the latest message the lead received before booking gets the credit).
+    An e-mail is read over days; a text within hours."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    email: Annotated[timedelta, BeforeValidator(_duration)] = timedelta(days=5)
+    sms: Annotated[timedelta, BeforeValidator(_duration)] = timedelta(days=1)
+
+    @field_validator("email", "sms")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta():
+            raise ValueError("must be more than 0, e.g. 5d or 24h")
+        return value
+
+
+class Experiments(BaseModel):
+    """Issue 15 §3: when an A/B test's winner is called. A variant wins when its probability
+    of having the best booking rate reaches ``threshold`` and every variant has reached at
+    least ``min_per_arm`` leads; promoting it stays a staff action unless ``auto_promote``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: float = Field(default=0.95, gt=0.5, lt=1)
+    min_per_arm: int = Field(default=200, ge=1)
+    auto_promote: bool = False
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -224,6 +254,8 @@ class Policy(BaseModel):
     content: ContentRules = Field(default_factory=ContentRules)
     reassigned_numbers: ReassignedNumbers = Field(default_factory=ReassignedNumbers)
     email_feedback: EmailFeedback = Field(default_factory=EmailFeedback)
+    attribution: Attribution = Field(default_factory=Attribution)
+    experiments: Experiments = Field(default_factory=Experiments)
 
     @field_validator("states")
     @classmethod

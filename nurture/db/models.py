@@ -144,6 +144,13 @@ class Lead(Base):
     # The lead confirmed this consult (replied C); cleared when the consult moves.
     consult_confirmed_at: Mapped[datetime | None]
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Where the first sign-up came from (the page's UTM tags, from the form or the API): the
+    # funnel groups by them. Set once: a second sign-up does not rewrite the first touch.
+    utm_source: Mapped[str | None] = mapped_column(String(200))
+    utm_medium: Mapped[str | None] = mapped_column(String(200))
+    utm_campaign: Mapped[str | None] = mapped_column(String(200))
+    utm_content: Mapped[str | None] = mapped_column(String(200))
+    utm_term: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=clock.utcnow, onupdate=clock.utcnow)
 
@@ -237,6 +244,9 @@ class Message(Base):
     error_code: Mapped[str | None] = mapped_column(String(32))
     provider_id: Mapped[str | None] = mapped_column(String(255))  # an e-mail Message-ID can be long
     template_version: Mapped[int | None]
+    # The A/B variant of the step this message was assigned (its name in the step's variants),
+    # None for a step without variants.
+    variant: Mapped[str | None] = mapped_column(String(40))
     subject: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
@@ -683,3 +693,22 @@ class LeadNote(Base):
     author: Mapped[str] = mapped_column(String(200))  # an audit actor: staff:<e-mail>
     created_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
 
+
+# --- the funnel: first-party click tracking (issue 15 §2) ---
+
+
+class LinkClick(Base):
+    """One click on a tracked link in a message (``/r/{token}``): which message, which lead,
+    where it led, when. No third party and no open pixel: only a click the person made."""
+
+    __tablename__ = "link_clicks"
+    __table_args__ = (
+        Index(None, "message_id"),
+        Index(None, "lead_id", "clicked_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="RESTRICT"))
+    lead_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leads.id", ondelete="RESTRICT"))
+    url: Mapped[str] = mapped_column(Text)
+    clicked_at: Mapped[datetime] = mapped_column(default=clock.utcnow)

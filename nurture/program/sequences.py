@@ -29,6 +29,8 @@ class LifecycleEvent(StrEnum):
     CONSULT_CANCELLED = "consult_cancelled"
     CONSULT_COMPLETED = "consult_completed"
     NO_SHOW = "no_show"
+    # The person started treatment: the funnel's last stage (issue 15 §2).
+    BECAME_PATIENT = "became_patient"
 
 
 class Anchor(StrEnum):
