@@ -104,6 +104,7 @@ def planned(lead: str, step: str, channel: str, purpose: str, *, days: int = 0) 
         "error_code": None,
         "provider_id": None,
         "template_version": None,
+        "variant": None,  # basic-nurture has no A/B test (issue 15 §3)
         "subject": None,
         "body": None,
         "sent_at": None,
