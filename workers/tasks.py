@@ -16,6 +16,7 @@ from nurture.db.models import Channel
 from nurture.leads import notices
 from nurture.outbox import dispatch, planner, send
 from nurture.outbox.dispatch import Claimed
+from nurture.preview import experiment_results
 from nurture.runtime import Services, build_services
 from workers.app import app
 
@@ -93,6 +94,10 @@ def reap_stale() -> None:
         )
         planner.complete_finished(session, catalog=services().catalog, now=clock.utcnow())
     publish_sends(reaped.requeued)
+    # A/B winners (issue 15 §3), only if policy.experiments.auto_promote; its own transaction,
+    # so a failure here never undoes the reaping.
+    with session_scope(services().sessions) as session:
+        experiment_results.auto_promote(session, services().catalog, services().policy)
     with session_scope(services().sessions) as session:
         ops.reconcile_unknown(
             session,

@@ -18,6 +18,7 @@ from nurture.cli import (  # noqa: F401
     leads,
     ops,
     processes,
+    report,
     sequences,
     templates,
     users,

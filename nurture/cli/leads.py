@@ -22,7 +22,7 @@ def leads() -> None:
 )
 def leads_event(lead: str, event_type: str, at: str | None) -> None:
     """Record a lifecycle event (consult_booked, consult_rescheduled, consult_cancelled,
-    consult_completed, no_show) for LEAD (its id, e-mail or phone)."""
+    consult_completed, no_show, became_patient) for LEAD (its id, e-mail or phone)."""
     from nurture import clock
     from nurture.leads.intake import find_lead
     from nurture.leads.lifecycle import EventError, apply_event, parse_event_type

@@ -1,17 +1,15 @@
-"""`nurture sequences`: validate the sequence files, simulate one for a sample lead."""
+"""`nurture sequences`: validate the sequence files, simulate one for a sample lead, see an A/B
+test's results and promote its winner."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-if TYPE_CHECKING:
-    pass
-
-from nurture.cli.base import UsageProblem, cli, services_or_exit, settings_or_exit
+from nurture.cli.base import UsageProblem, cli, cli_actor, services_or_exit, settings_or_exit
+from nurture.config.durations import format_duration
 
 
 @cli.group()
@@ -45,6 +43,7 @@ def sequences_simulate(
     """Print the timeline KEY would give a lead: sends nothing, stores nothing."""
     from nurture import clock
     from nurture.config.yamlconf import ConfigError
+    from nurture.outbox import promotions
     from nurture.preview.simulation import format_timeline, load_sample_lead, simulate
 
     def instant(name: str, value: str | None) -> datetime | None:
@@ -72,6 +71,11 @@ def sequences_simulate(
             raise UsageProblem(f"lead file:\n{error}") from None
         begin = instant("--start", start) or clock.utcnow()
         consult = instant("--consult-at", consult_at)
+        promoted = {}
+        if promotions.has_experiments(sequence):
+            # A promoted A/B winner is what the planner sends now: the timeline shows it too.
+            with services.read_sessions() as session:
+                promoted = promotions.promotions(session, sequence.key)
         entries = simulate(
             sequence,
             sample,
@@ -79,9 +83,84 @@ def sequences_simulate(
             consult_at=consult,
             writer=services.writer,
             policy=services.policy,
+            promoted=promoted,
         )
         click.echo(
             format_timeline(sequence, sample, entries, start=begin, consult_at=consult), nl=False
         )
     finally:
         services.close()
+
+
+@sequences.command("results")
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True, help="print the numbers as JSON")
+def sequences_results(key: str, as_json: bool) -> None:
+    """The A/B tests of sequence KEY: each variant's numbers and the decision."""
+    import json
+
+    from nurture.preview import experiment_results
+
+    services = services_or_exit(settings_or_exit())
+    try:
+        sequence = services.catalog.by_key.get(key)
+        if sequence is None:
+            raise UsageProblem(
+                f"no sequence {key!r}; known: {', '.join(sorted(services.catalog.by_key))}"
+            )
+        with services.read_sessions() as session:
+            results = experiment_results.sequence_results(session, sequence, services.policy)
+    finally:
+        services.close()
+    if not results:
+        raise UsageProblem(f"{key} has no A/B-tested step")
+    if as_json:
+        click.echo(json.dumps([experiment_results.as_dict(r) for r in results], indent=2))
+        return
+    for result in results:
+        click.echo(
+            f"{sequence.key} / {result.step.key} ({result.step.channel.value}, booked within "
+            f"{format_duration(result.window)})"
+        )
+        for arm in result.arms:
+            interval = f"{arm.interval[0]:.1%}–{arm.interval[1]:.1%}" if arm.interval else "-"
+            best = f"{arm.probability_best:.1%}" if arm.probability_best is not None else "-"
+            click.echo(
+                f"  {arm.variant.name:<8} {arm.variant.template:<28} reached {arm.reached:>6}"
+                f"  booked {arm.booked:>5}  95% {interval:<13}  P(best) {best:>6}"
+                f"  opt-outs {arm.opted_out}"
+            )
+        if result.promotion is not None:
+            click.echo(f"  promoted: {result.promotion.variant} by {result.promotion.actor}")
+        elif result.winner is not None:
+            click.echo(f"  winner: {result.winner.name}. {result.decision.reason}")
+        else:
+            click.echo(f"  {result.decision.reason}")
+
+
+@sequences.command("promote")
+@click.argument("key")
+@click.argument("step")
+@click.argument("variant")
+def sequences_promote(key: str, step: str, variant: str) -> None:
+    """Make VARIANT, the called winner of STEP's A/B test in KEY, what every lead gets from the
+    next planning on (audited as experiment.promoted); refused while no winner is called."""
+    from nurture.preview import experiment_results
+
+    services = services_or_exit(settings_or_exit())
+    try:
+        sequence = services.catalog.by_key.get(key)
+        if sequence is None:
+            raise UsageProblem(
+                f"no sequence {key!r}; known: {', '.join(sorted(services.catalog.by_key))}"
+            )
+        with services.sessions.begin() as session:
+            result = experiment_results.promote(
+                session, sequence, step, variant, policy=services.policy, actor=cli_actor()
+            )
+    except experiment_results.PromotionRefusedError as error:
+        raise UsageProblem(f"not promoted: {error}") from None
+    finally:
+        services.close()
+    assert result.winner is not None
+    click.echo(f"promoted: {key} / {step} sends {result.winner.template} (variant {variant})")

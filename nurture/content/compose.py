@@ -6,13 +6,15 @@ is exactly what the lead will get.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from nurture.config.clinic import Clinic
 from nurture.consent import tokens
+from nurture.content import tracked_links
 from nurture.content.rendering import (
     ClinicView,
     LeadView,
@@ -74,6 +76,34 @@ class Writer:
     def render_record(self, record: TemplateRecord, context: RenderContext) -> RenderedContent:
         return render_record(self.templates, self.renderer, record, context)
 
+    def track(
+        self,
+        rendered: RenderedContent,
+        context: RenderContext,
+        *,
+        message_id: int,
+        known: Sequence[str] = (),
+    ) -> tuple[RenderedContent, list[str]]:
+        """``rendered`` with its links through ``/r/{token}``, and the original links by index
+        (to store with the message). ``known``: the links an earlier attempt stored."""
+        table = tracked_links.LinkTable(
+            self.public_url,
+            self.secret,
+            message_id,
+            keep=tracked_links.keep_set([context.links.unsubscribe, context.links.preferences]),
+            links=list(known),
+        )
+        return tracked(rendered, table), table.links
+
+    def track_preview(self, text: str, context: RenderContext) -> str:
+        """A text as the send path will write it: a token of the real length in each link (for
+        a preview, so the segment count shown is the one sent)."""
+        return tracked_links.representative(
+            text,
+            public_url=self.public_url,
+            keep=[context.links.unsubscribe, context.links.preferences],
+        )
+
 
 def clinic_view(clinic: Clinic) -> ClinicView:
     return ClinicView(
@@ -123,6 +153,12 @@ def context_for(
         audience="staff" if purpose is Purpose.ALERT else "lead",
         alert=dict(alert or {}),
     )
+
+
+def tracked(rendered: RenderedContent, table: tracked_links.LinkTable) -> RenderedContent:
+    """Both parts rewritten with one table: a link in the HTML and the text shares its index."""
+    html = table.rewrite_html(rendered.html) if rendered.html is not None else None
+    return replace(rendered, text=table.rewrite_text(rendered.text), html=html)
 
 
 def render(

@@ -88,7 +88,7 @@ def purposes_for(catalog: Catalog, channel: Channel, key: str) -> set[Purpose]:
         step.purpose
         for sequence in catalog.by_key.values()
         for step in sequence.steps
-        if step.channel is channel and step.template == key
+        if step.channel is channel and key in step.templates
     }
     if key in REPLY_PURPOSES and channel is Channel.SMS:
         found.add(REPLY_PURPOSES[key])

@@ -402,8 +402,31 @@ def _zone_seen(signup: Signup, lead: Lead) -> dict[str, str]:
     return {}
 
 
+UTM_TAGS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
+UTM_LENGTH = 200  # the columns' length
+
+
+def utm_tags(source: dict[str, Any]) -> dict[str, str | None]:
+    """The sign-up's UTM tags, as the funnel groups by them: text, trimmed, cut to the column's
+    length; anything else (a number, a list from a hand-made post) is no tag."""
+    tags: dict[str, str | None] = {}
+    for name in UTM_TAGS:
+        value = source.get(name)
+        tags[name] = (value.strip()[:UTM_LENGTH] or None) if isinstance(value, str) else None
+    return tags
+
+
+def _keep_first_touch(lead: Lead, signup: Signup) -> None:
+    """A lead with no UTM tags yet takes this sign-up's; tags once set are the first touch and
+    stay (a second sign-up from an ad does not take the credit from the first)."""
+    if all(getattr(lead, name) is None for name in UTM_TAGS):
+        for name, value in utm_tags(signup.source).items():
+            setattr(lead, name, value)
+
+
 def _new_lead_values(signup: Signup, now: datetime) -> dict[str, Any]:
     return {
+        **utm_tags(signup.source),
         "id": uuid.uuid4(),
         "first_name": signup.first_name,
         "last_name": signup.last_name,
@@ -515,6 +538,7 @@ def _apply(
         lead.postal_code = signup.postal_code or lead.postal_code
         lead.state = windows.state_for_postal_code(lead.postal_code) or lead.state
         lead.last_name = lead.last_name or signup.last_name
+        _keep_first_touch(lead, signup)
     # Consent follows the identifier it was given for: SMS consent belongs to the lead who owns
     # the number, even when the e-mail matched a different record.
     sms_owner = by_phone or lead

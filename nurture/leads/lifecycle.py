@@ -1,4 +1,5 @@
-"""Lifecycle events from the clinic's systems: booked, rescheduled, cancelled, completed, no-show.
+"""Lifecycle events from the clinic's systems: booked, rescheduled, cancelled, completed, no-show,
+became a patient (the funnel's last stage, issue 15 §2).
 
 Each event updates the lead's stage and consult time, ends the enrolments it exits, re-plans
 every reminder anchored on the consult, and starts the sequences it triggers, in one transaction.
@@ -27,6 +28,7 @@ API_EVENTS = (
     LifecycleEvent.CONSULT_CANCELLED,
     LifecycleEvent.CONSULT_COMPLETED,
     LifecycleEvent.NO_SHOW,
+    LifecycleEvent.BECAME_PATIENT,
 )
 NEEDS_CONSULT_AT = (LifecycleEvent.CONSULT_BOOKED, LifecycleEvent.CONSULT_RESCHEDULED)
 
@@ -192,6 +194,9 @@ def _update_lead(
         lead.stage = LeadStage.CONSULTED
     elif event is LifecycleEvent.NO_SHOW:
         lead.stage = LeadStage.SIGNED_UP  # the missed time stays on record for the follow-up
+    elif event is LifecycleEvent.BECAME_PATIENT:
+        # Treatment started: the consult time stays on record (the funnel times the path).
+        lead.stage = LeadStage.PATIENT
     lead.updated_at = now
     if lead.consult_at != previous:
         lead.consult_version += 1

@@ -7,6 +7,7 @@ the lead; the database is the schedule and Celery only ever carries work that is
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +27,7 @@ from nurture.db.models import (
     MessageStatus,
     Purpose,
 )
-from nurture.outbox import states
+from nurture.outbox import promotions, states, variants
 from nurture.program import windows
 from nurture.program.sequences import Anchor, Catalog, LifecycleEvent, Sequence, Step
 
@@ -120,8 +121,17 @@ def enroll(
     )
     session.add(enrollment)
     session.flush()  # the id is part of every row's idempotency key
+    promoted = _promotions_of(session, sequence)
     planned = (
-        step_values(lead, enrollment, sequence, step, clinic_zone=clinic_zone, now=now)
+        step_values(
+            lead,
+            enrollment,
+            sequence,
+            step,
+            clinic_zone=clinic_zone,
+            now=now,
+            promoted=promoted,
+        )
         for step in sequence.steps
     )
     rows = [values for values in planned if values is not None]
@@ -192,6 +202,34 @@ def plan_row(
     return PlannedRow(due_at, not_after, anchor_version, reason)
 
 
+def _promotions_of(session: Session, sequence: Sequence) -> Mapping[str, promotions.Promotion]:
+    # Only a sequence with an A/B test can have a promotion: the others skip the query.
+    return (
+        promotions.promotions(session, sequence.key) if promotions.has_experiments(sequence) else {}
+    )
+
+
+def template_for(
+    lead: Lead,
+    sequence_key: str,
+    step: Step,
+    promoted: Mapping[str, promotions.Promotion] | None = None,
+) -> tuple[str, str | None]:
+    """The template a step sends this lead, and the A/B variant it was assigned (or None).
+
+    A promoted winner ends the test: every lead gets its template, and the row records no
+    variant, so the test's arms hold only leads assigned at random."""
+    promotion = (promoted or {}).get(step.key)
+    winner = promotion.applies_to(step) if promotion is not None else None
+    if winner is not None:
+        return winner.template, None
+    variant = variants.assign(lead.id, sequence_key, step)
+    if variant is not None:
+        return variant.template, variant.name
+    assert step.template is not None  # a step has a template or variants (Step validates it)
+    return step.template, None
+
+
 def step_values(
     lead: Lead,
     enrollment: Enrollment,
@@ -200,6 +238,7 @@ def step_values(
     *,
     clinic_zone: ZoneInfo,
     now: datetime,
+    promoted: Mapping[str, promotions.Promotion] | None = None,
 ) -> dict[str, Any] | None:
     """The column values of one step's row, or None while its anchor is unknown."""
     planned = plan_row(
@@ -207,6 +246,7 @@ def step_values(
     )
     if planned is None:
         return None
+    template, variant = template_for(lead, sequence.key, step, promoted)
     return {
         "enrollment_id": enrollment.id,
         "lead_id": lead.id,
@@ -214,7 +254,8 @@ def step_values(
         "step_key": step.key,
         "channel": step.channel,
         "purpose": step.purpose,
-        "template_key": step.template,
+        "template_key": template,
+        "variant": variant,
         "anchor": step.anchor.value,
         "anchor_version": planned.anchor_version,
         "due_at": planned.due_at,
@@ -236,9 +277,12 @@ def plan_step(
     *,
     clinic_zone: ZoneInfo,
     now: datetime,
+    promoted: Mapping[str, promotions.Promotion] | None = None,
 ) -> Message | None:
     """Write the row for one step, or nothing while its anchor is unknown."""
-    values = step_values(lead, enrollment, sequence, step, clinic_zone=clinic_zone, now=now)
+    values = step_values(
+        lead, enrollment, sequence, step, clinic_zone=clinic_zone, now=now, promoted=promoted
+    )
     if values is None:
         return None
     message = Message(**values)
@@ -293,14 +337,24 @@ def replan_consult(
             .values(not_after=lead.consult_at)
             .execution_options(synchronize_session=False)
         )
+        promoted: Mapping[str, promotions.Promotion] | None = None
         for step in sequence.steps:
             if step.anchor is not Anchor.CONSULT_AT or lead.consult_at is None:
                 continue
             key = idempotency_key(enrollment.id, step.key, lead.consult_version)
             if session.scalar(select(Message.id).where(Message.idempotency_key == key)) is not None:
                 continue  # already planned for this consult time
+            if promoted is None:
+                promoted = _promotions_of(session, sequence)
             if plan_step(
-                session, lead, enrollment, sequence, step, clinic_zone=clinic_zone, now=now
+                session,
+                lead,
+                enrollment,
+                sequence,
+                step,
+                clinic_zone=clinic_zone,
+                now=now,
+                promoted=promoted,
             ):
                 replanned += 1
     if replanned:

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from nurture import clock
+from nurture.content import tracked_links
 from nurture.content.compose import RenderedContent
 from nurture.content.rendering import RenderContext, RenderError
 from nurture.content.template_store import TemplateNotFoundError, TemplateRecord
@@ -99,6 +100,7 @@ class _Draft:
     held: gates.Skip | gates.Defer | None = None  # the number check stops it (rule 12)
     finding: reassigned.Finding | None = None
     invite: bool = False  # the template asks for the consultation's calendar file
+    links: list[str] | None = None  # the original links behind its /r/ links (click tracking)
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,15 @@ def _render(one: _Looked | _Draft, path: SendPath) -> _Draft:
         rendered = path.writer.render_record(one.record, context)
     except RenderError as error:
         return _Draft(message, lead, problem=str(error), finding=one.finding)
+    links = None
+    if message.sequence_key is not None and message.purpose in tracked_links.TRACKED_PURPOSES:
+        # A sequence's messages are what the funnel measures: their links go through /r/.
+        rendered, links = path.writer.track(
+            rendered,
+            context,
+            message_id=message.id,
+            known=tracked_links.stored_links(message.context),
+        )
     return _Draft(
         message,
         lead,
@@ -263,6 +274,7 @@ def _render(one: _Looked | _Draft, path: SendPath) -> _Draft:
         rendered=rendered,
         finding=one.finding,
         invite=calendar_invite.declares_invite(one.record.source),
+        links=links,
     )
 
 
@@ -359,7 +371,11 @@ def _says(draft: _Draft) -> dict[str, Any]:
         "body": rendered.text,
         "template_version": rendered.template_version,
         # The turn in the throttle is used up.
-        "context": {k: v for k, v in draft.message.context.items() if k != SLOT},
+        "context": {
+            **{k: v for k, v in draft.message.context.items() if k != SLOT},
+            # The redirect of /r/{token} goes only to these, the links this message carries.
+            **({tracked_links.CONTEXT_KEY: draft.links} if draft.links else {}),
+        },
     }
 
 

@@ -3,6 +3,7 @@ and sample leads to simulate a sequence for."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -19,9 +20,10 @@ from nurture.db.models import (
     Message,
     Purpose,
 )
+from nurture.outbox import promotions, variants
 from nurture.preview.simulation import ConsentChoice, SampleLead
 from nurture.program import windows
-from nurture.program.sequences import Anchor, Catalog, LifecycleEvent, Sequence, Step
+from nurture.program.sequences import Anchor, Catalog, LifecycleEvent, Sequence, Step, Variant
 
 DAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 DASH = "\u2013"  # an en dash: "Mon–Sat 09:00–20:00"
@@ -168,3 +170,25 @@ def sample_for(label: str | None, sequence: Sequence) -> tuple[str, SampleLead]:
     chosen = label if label is not None and label in SAMPLES else next(iter(SAMPLES))
     sample = SAMPLES[chosen]
     return chosen, sample.model_copy(update={"stage": STAGE_AT_TRIGGER[sequence.trigger]})
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    variant: Variant
+    share: float  # of the leads, from the weights
+    for_sample: bool  # the sample lead on the page gets this one
+
+
+def variant_rows(
+    step: Step, lead_id: uuid.UUID, sequence_key: str, promotion: promotions.Promotion | None
+) -> list[VariantRow]:
+    """A step's A/B variants with their shares, marking the one the sample lead gets (the
+    promoted winner, once there is one, as the planner does)."""
+    if step.variants is None:
+        return []
+    total = sum(variant.weight for variant in step.variants)
+    winner = promotion.applies_to(step) if promotion is not None else None
+    chosen = winner or variants.assign(lead_id, sequence_key, step)
+    return [
+        VariantRow(variant, variant.weight / total, variant == chosen) for variant in step.variants
+    ]

@@ -8,6 +8,7 @@ anything. Marketing uses it to see a sequence before it goes live.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,11 +24,15 @@ from nurture.content import Writer
 from nurture.content.rendering import RenderError, describe_local_time
 from nurture.content.template_store import TemplateNotFoundError
 from nurture.db.models import Channel, Lead, LeadStage, Purpose
-from nurture.outbox import gates, planner
+from nurture.outbox import gates, planner, promotions
 from nurture.program import windows
 from nurture.program.sequences import Sequence
 
 MAX_DEFERRALS = 20
+
+# Sample leads get ids of their own (from their name and addresses), so that different samples
+# can land in different variants of an A/B test, each one always the same.
+SAMPLE_IDS = uuid.UUID("6f1c2a52-3c57-4d0e-9a55-5a6d1e0b7c11")
 
 
 class ConsentChoice(BaseModel):
@@ -42,6 +47,8 @@ class SampleLead(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # A real lead's id shows the A/B variants that lead gets; by default one made from the name.
+    id: uuid.UUID | None = None
     first_name: str = "Sam"
     last_name: str = "Sample"
     email: str | None = "sam.sample@example.com"
@@ -65,10 +72,16 @@ class SampleLead(BaseModel):
                 granted.add((channel, Purpose.MARKETING))
         return ConsentState(frozenset(granted))
 
+    def lead_id(self) -> uuid.UUID:
+        if self.id is not None:
+            return self.id
+        who = f"{self.first_name} {self.last_name} {self.email or ''} {self.phone or ''}"
+        return uuid.uuid5(SAMPLE_IDS, who)
+
     def to_lead(self, *, consult_at: datetime | None, now: datetime) -> Lead:
         """A transient lead: never added to a session, never stored."""
         return Lead(
-            id=uuid.UUID(int=0),
+            id=self.lead_id(),
             first_name=self.first_name,
             last_name=self.last_name,
             email=self.email,
@@ -100,6 +113,8 @@ class Entry:
     local: str | None  # send_at in the lead's own time
     headline: str | None  # the e-mail subject or the text's first line
     skipped: str | None  # why it would not be sent
+    template: str  # the template the planner would choose for this lead
+    variant: str | None  # the step's A/B variant this lead gets (None: the step has no test)
 
 
 def simulate(
@@ -110,7 +125,9 @@ def simulate(
     consult_at: datetime | None,
     writer: Writer,
     policy: Policy,
+    promoted: Mapping[str, promotions.Promotion] | None = None,
 ) -> list[Entry]:
+    """``promoted``: the sequence's promoted A/B winners, which every lead now gets."""
     clinic_zone = writer.clinic.zone
     lead = sample.to_lead(consult_at=consult_at, now=start)
     zones = windows.zones_of(lead, clinic_zone).zones
@@ -133,6 +150,7 @@ def simulate(
             plan: Any = plan,
         ) -> Entry:
             local = describe_local_time(send_at, zones[0]) if send_at else None
+            template, variant = planner.template_for(lead, sequence.key, step, promoted)
             return Entry(
                 step.key,
                 step.channel,
@@ -142,6 +160,8 @@ def simulate(
                 local,
                 headline,
                 skipped,
+                template,
+                variant,
             )
 
         if plan is None:
@@ -171,8 +191,9 @@ def simulate(
             entries.append(entry(skipped=skipped))
             continue
         sent[(step.channel, step.purpose)].append(send_at)
+        template, _ = planner.template_for(lead, sequence.key, step, promoted)
         entries.append(
-            entry(send_at, *_headline(writer, lead, step.channel, step.purpose, step.template))
+            entry(send_at, *_headline(writer, lead, step.channel, step.purpose, template))
         )
     return sorted(entries, key=lambda e: e.send_at or e.planned_at or far)
 
@@ -242,5 +263,6 @@ def format_timeline(
         when = f"{e.send_at:%Y-%m-%d %H:%M}" if e.send_at else "-"
         what = e.headline if e.skipped is None else f"skipped: {e.skipped}"
         kind = f"{e.channel.value:<7} {e.purpose.value:<9}"
-        lines.append(f"{when:<17} {e.local or '-':<29} {kind} {e.step_key:<28} {what}")
+        step = e.step_key if e.variant is None else f"{e.step_key} [{e.variant}: {e.template}]"
+        lines.append(f"{when:<17} {e.local or '-':<29} {kind} {step:<28} {what}")
     return "\n".join(lines) + "\n"

@@ -65,6 +65,23 @@ def _local_time(value: object) -> time:
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 LocalTime = Annotated[time, BeforeValidator(_local_time)]
 
+# An A/B test compares two to four versions of a step (issue 15 §3): more arms split the leads
+# so thin that no winner is ever called at a clinic's volume.
+MIN_VARIANTS = 2
+MAX_VARIANTS = 4
+
+
+class Variant(BaseModel):
+    """One arm of a step's A/B test: its name (what the message row records), its template,
+    and its share of the leads relative to the other variants' weights."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Message.variant is String(40); letters, digits and dashes read well in a URL and a log.
+    name: str = Field(pattern=r"^[A-Za-z0-9-]+$", max_length=40)
+    template: str = Field(pattern=KEBAB, max_length=100)
+    weight: int = Field(gt=0)
+
 
 class Step(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -72,7 +89,9 @@ class Step(BaseModel):
     key: str = Field(pattern=KEBAB, max_length=64)
     channel: Channel
     purpose: Purpose
-    template: str = Field(pattern=KEBAB, max_length=100)
+    # Exactly one of the two: one template, or an A/B test of two to four (``variants``).
+    template: str | None = Field(default=None, pattern=KEBAB, max_length=100)
+    variants: tuple[Variant, ...] | None = None
     offset: Duration
     anchor: Anchor = Anchor.ENROLLED_AT
     at: LocalTime | None = None
@@ -87,6 +106,40 @@ class Step(BaseModel):
         if value is not None:
             compile_condition(value)  # ConditionError is a ValueError: reported with the line
         return value
+
+    @field_validator("variants")
+    @classmethod
+    def _a_real_test(cls, variants: tuple[Variant, ...] | None) -> tuple[Variant, ...] | None:
+        if variants is None:
+            return None
+        if not MIN_VARIANTS <= len(variants) <= MAX_VARIANTS:
+            raise ValueError(
+                f"an A/B test has {MIN_VARIANTS} to {MAX_VARIANTS} variants, not {len(variants)}"
+            )
+        names = [variant.name for variant in variants]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"variant names must differ: {', '.join(map(repr, twice))} repeated")
+        return variants
+
+    @model_validator(mode="after")
+    def _one_template_or_variants(self) -> Step:
+        if self.template is not None and self.variants is not None:
+            raise ValueError("give either template or variants, not both")
+        if self.template is None and self.variants is None:
+            raise ValueError("give a template (or variants for an A/B test)")
+        return self
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        """Every template the step may send: its one template, or each variant's."""
+        if self.variants is not None:
+            return tuple(variant.template for variant in self.variants)
+        assert self.template is not None  # the validator above: one or the other
+        return (self.template,)
+
+    def variant(self, name: str) -> Variant | None:
+        return next((v for v in self.variants or () if v.name == name), None)
 
     @model_validator(mode="after")
     def _optin_is_a_text(self) -> Step:
@@ -158,6 +211,29 @@ def _name_steps(problems: list[ConfigProblem], path: Path) -> list[ConfigProblem
     return named
 
 
+def _missing_templates(
+    document: YamlDocument,
+    sequence: Sequence,
+    templates: Collection[tuple[Channel, str]],
+    path: Path,
+) -> list[ConfigProblem]:
+    """A step (or a variant of one) naming a template its channel does not have."""
+    problems = []
+    for index, step in enumerate(sequence.steps):
+        where: list[tuple[tuple[str | int, ...], str]] = (
+            [(("steps", index, "template"), step.template)] if step.template is not None else []
+        )
+        where += [
+            (("steps", index, "variants", number, "template"), variant.template)
+            for number, variant in enumerate(step.variants or ())
+        ]
+        for location, key in where:
+            if (step.channel, key) not in templates:
+                problem = document.problem(location, f"no {step.channel.value} template {key!r}")
+                problems.extend(_name_steps([problem], path))
+    return problems
+
+
 def load_catalog(
     directory: Path, *, templates: Collection[tuple[Channel, str]] | None = None
 ) -> Catalog:
@@ -183,13 +259,7 @@ def load_catalog(
             continue
         loaded[sequence.key] = (document, sequence)
         if templates is not None:
-            for index, step in enumerate(sequence.steps):
-                if (step.channel, step.template) not in templates:
-                    problem = document.problem(
-                        ("steps", index, "template"),
-                        f"no {step.channel.value} template {step.template!r}",
-                    )
-                    problems.extend(_name_steps([problem], path))
+            problems.extend(_missing_templates(document, sequence, templates, path))
     if problems:
         raise ConfigError(problems)
     return Catalog([sequence for _, sequence in loaded.values()])

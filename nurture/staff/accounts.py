@@ -38,9 +38,19 @@ _zxcvbn_lock = threading.Lock()
 
 # What each role may open; admin may open everything.
 ROLE_AREAS = {
-    StaffRole.MARKETING: {"templates", "sequences", "reach"},  # reach: leads without contacts
+    # reach: leads without contact details; funnel: counts only
+    StaffRole.MARKETING: {"templates", "sequences", "reach", "funnel"},
     StaffRole.OPS: {"ops", "leads", "inbox", "sequences"},
-    StaffRole.ADMIN: {"templates", "sequences", "ops", "leads", "inbox", "users", "reach"},
+    StaffRole.ADMIN: {
+        "templates",
+        "sequences",
+        "reach",
+        "funnel",
+        "ops",
+        "leads",
+        "inbox",
+        "users",
+    },
 }
 
 

@@ -22,6 +22,7 @@ from nurture.web import (
     embed,
     health,
     public,
+    redirects,
     unsubscribe,
     webhooks,
 )
@@ -96,6 +97,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(embed.router, include_in_schema=False)
     app.include_router(health.router, include_in_schema=False)
     app.include_router(unsubscribe.router, include_in_schema=False)
+    app.include_router(redirects.router, include_in_schema=False)
     app.include_router(admin.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -23,6 +23,7 @@ from nurture.leads.intake import (
     is_bot,
     parse_signup,
     submit_signup,
+    utm_tags,
 )
 from nurture.runtime import Services
 from nurture.web.api import CHECKBOXES, signup_from_form
@@ -62,9 +63,18 @@ def form_page(
             "values": values or {},
             "errors": errors or {},
             "form_action": place.action(request),
+            "utm": _utm_to_carry(request, values),
         },
         status_code=status_code,
     )
+
+
+def _utm_to_carry(request: Request, values: dict[str, Any] | None) -> dict[str, str]:
+    """The UTM tags the form carries in hidden fields: those of the address the page was opened
+    at (an ad's link), or, when it is shown again with errors, those it was posted with."""
+    posted = (values or {}).get("source")
+    source = posted if isinstance(posted, dict) else dict(request.query_params)
+    return {name: value for name, value in utm_tags(source).items() if value is not None}
 
 
 @router.get("/consult", response_class=HTMLResponse)

@@ -30,15 +30,16 @@ AREAS = {
     "/admin/inbox": "inbox",
     "/admin/users": "users",
     "/admin/ops": "ops",
+    "/admin/funnel": "funnel",
 }
 ANY_STAFF = {"/admin/", "/admin/logout"}
 # Who may open what, written down here rather than read from the code under test (README,
 # "Staff UI"): marketing writes templates and reads sequences; ops run the console, leads and
 # inbox and read sequences; admin everything, and alone manages users.
 MAY_OPEN = {
-    "marketing": {"templates", "sequences", "reach"},
+    "marketing": {"templates", "sequences", "reach", "funnel"},
     "ops": {"ops", "leads", "inbox", "sequences"},
-    "admin": {"templates", "sequences", "ops", "leads", "inbox", "users", "reach"},
+    "admin": {"templates", "sequences", "ops", "leads", "inbox", "users", "reach", "funnel"},
 }
 
 

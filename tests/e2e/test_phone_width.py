@@ -20,6 +20,7 @@ PAGES = [
     "/admin/leads",
     "/admin/leads/uncontacted",
     "/admin/leads/reach",
+    "/admin/funnel",
     "/admin/inbox",
     "/admin/ops",
     "/admin/users",

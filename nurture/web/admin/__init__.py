@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from nurture.web.admin import (
     account,
+    funnel_pages,
     inbox,
     leads_pages,
     ops_pages,
@@ -17,5 +18,6 @@ from nurture.web.admin import (
 router = APIRouter(prefix="/admin")
 for module in (account, studio, sequences_pages, leads_pages, inbox, users_pages, ops_pages):
     router.include_router(module.router)
+router.include_router(funnel_pages.router)
 
 __all__ = ["router"]

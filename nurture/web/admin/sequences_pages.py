@@ -7,7 +7,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from nurture import clock
 from nurture.config.durations import format_duration
@@ -19,13 +20,30 @@ from nurture.content.staff_time import (
     parse_local_input,
     utc_text,
 )
-from nurture.preview import sequence_overview
+from nurture.db.models import StaffRole
+from nurture.preview import experiment_results, sequence_overview
 from nurture.preview.simulation import simulate
-from nurture.web.admin.auth import SequencesStaff
+from nurture.program.sequences import Sequence
+from nurture.runtime import Services
+from nurture.web.admin.auth import SequencesStaff, Staff, check_csrf
 from nurture.web.admin.staff_page import render
 from nurture.web.deps import ServicesDep
 
 router = APIRouter(prefix="/sequences")
+
+# Ops may look at a sequence; what marketing sends is for marketing (and admins) to decide.
+MAY_PROMOTE = (StaffRole.ADMIN, StaffRole.MARKETING)
+
+
+def _sequence(services: Services, key: str) -> Sequence:
+    sequence = services.catalog.by_key.get(key)
+    if sequence is None:
+        raise HTTPException(404, f"no sequence {key[:64]!r}")
+    return sequence
+
+
+def _may_promote(who: Staff) -> bool:
+    return who.user.role in MAY_PROMOTE
 
 
 @router.get("", response_class=HTMLResponse)
@@ -45,9 +63,7 @@ def show(
     start: str | None = None,
     consult: str | None = None,
 ) -> HTMLResponse:
-    sequence = services.catalog.by_key.get(key)
-    if sequence is None:
-        raise HTTPException(404, f"no sequence {key[:64]!r}")
+    sequence = _sequence(services, key)
     label, lead = sequence_overview.sample_for(sample, sequence)
     # A sample lead's zone is its own, chosen for the sample (on purpose, as a person's is).
     zone = ZoneInfo(lead.timezone) if lead.timezone else services.clinic.zone
@@ -65,6 +81,9 @@ def show(
             consult_at = parse_local_input(consult, zone) if consult.strip() else None
         except LocalTimeError as error:
             errors.append(f"consult time: {error}")
+    with services.read_sessions() as session:
+        experiments = experiment_results.sequence_results(session, sequence, services.policy)
+    promoted = {r.step.key: r.promotion for r in experiments if r.promotion is not None}
     entries = (
         []
         if errors
@@ -75,6 +94,7 @@ def show(
             consult_at=consult_at,
             writer=services.writer,
             policy=services.policy,
+            promoted=promoted,
         )
     )
     steps = [
@@ -83,6 +103,10 @@ def show(
             "offset": format_duration(step.offset),
             "when": sequence_overview.describe_offset(step),
             "window": sequence_overview.step_window(services.policy, step),
+            "variants": sequence_overview.variant_rows(
+                step, lead.lead_id(), sequence.key, promoted.get(step.key)
+            ),
+            "promoted": promoted.get(step.key),
         }
         for step in sequence.steps
     ]
@@ -102,8 +126,45 @@ def show(
             if errors and consult is not None
             else local_input_value(consult_at, zone),
             "entries": entries,
+            "experiments": experiments,
+            "may_promote": _may_promote(who),
+            "policy_threshold": services.policy.experiments.threshold,
+            "min_per_arm": services.policy.experiments.min_per_arm,
+            "window_text": format_duration,
+            "probability": experiment_results.format_probability,
             "errors": errors,
             "utc": utc_text,
         },
         status_code=422 if errors else 200,
     )
+
+
+@router.post("/{key}/steps/{step_key}/promote")
+async def promote(
+    request: Request, key: str, step_key: str, services: ServicesDep, who: SequencesStaff
+) -> Response:
+    """Make a step's called A/B winner the template every lead gets from the next planning on
+    (audited as experiment.promoted); 409 with the reason while no winner is called."""
+    form = await request.form()
+    check_csrf(who, form)
+    if not _may_promote(who):
+        raise HTTPException(403, f"your role ({who.user.role.value}) cannot promote a variant")
+    sequence = _sequence(services, key)
+    step = services.catalog.step(sequence.key, step_key)
+    if step is None or step.variants is None:
+        raise HTTPException(404, f"{sequence.key} has no A/B-tested step {step_key[:64]!r}")
+    variant = form.get("variant")
+    if not isinstance(variant, str) or not variant:
+        raise HTTPException(422, "the form names no variant to promote (field variant)")
+
+    def write() -> None:
+        with services.sessions.begin() as session:
+            experiment_results.promote(
+                session, sequence, step.key, variant, policy=services.policy, actor=who.actor
+            )
+
+    try:
+        await run_in_threadpool(write)
+    except experiment_results.PromotionRefusedError as error:
+        raise HTTPException(409, f"not promoted: {error}") from None
+    return RedirectResponse(f"/admin/sequences/{sequence.key}#experiment-{step.key}", 303)
