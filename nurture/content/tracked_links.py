@@ -169,6 +169,21 @@ def _split_trailing(found: str) -> tuple[str, str]:
     return url, found[len(url) :]
 
 
+def untracked(text: str, *, public_url: str, message_id: int, links: Sequence[str]) -> str:
+    """A stored body with its tracked links put back to where they lead: for staff reading what
+    was sent, so that opening one from the lead page is not counted as the lead's click. A token
+    of another message, or an index with no stored link, is left as it is."""
+    pattern = re.compile(re.escape(f"{public_url}/r/") + rf"([A-Za-z0-9_-]{{{TOKEN_LENGTH}}})")
+
+    def back(found: re.Match[str]) -> str:
+        raw = base64.urlsafe_b64decode(found.group(1))
+        index, named = raw[0], int.from_bytes(raw[_INDEX_BYTES : _INDEX_BYTES + _ID_BYTES], "big")
+        original = target(links, index) if named == message_id else None
+        return original if original is not None else found.group(0)
+
+    return pattern.sub(back, text)
+
+
 def stored_links(context: dict[str, object]) -> list[str]:
     """The original links stored with a message (none for one written before tracking)."""
     links = context.get(CONTEXT_KEY)

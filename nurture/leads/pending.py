@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from nurture.config.policy import Policy
+from nurture.content import tracked_links
 from nurture.db import audit
 from nurture.db.models import Lead, Message, MessageStatus
 from nurture.outbox import gates, states
@@ -52,13 +53,21 @@ def message_of(session: Session, lead_id: uuid.UUID, message_id: int) -> Message
     return message if message is not None and message.lead_id == lead_id else None
 
 
-def body_of(message: Message, *, retention_days: int) -> SentBody:
-    """The stored subject and text the provider was given at the last attempt.
+def body_of(message: Message, *, retention_days: int, public_url: str) -> SentBody:
+    """The stored subject and text the provider was given at the last attempt, its tracked
+    links (``/r/…``) shown as where they lead: staff following one must not count as the lead's
+    click in the funnel.
 
     For an e-mail this is its plain-text part: the HTML part is rendered at send time and not
     kept. Bodies older than the retention period are deleted by ops (purge)."""
     if message.body is not None:
-        return SentBody(message, message.subject, message.body, None)
+        text = tracked_links.untracked(
+            message.body,
+            public_url=public_url,
+            message_id=message.id,
+            links=tracked_links.stored_links(message.context),
+        )
+        return SentBody(message, message.subject, text, None)
     if message.attempts == 0:
         missing = (
             "nothing was sent: a message is written out only when the worker takes it to"

@@ -19,6 +19,7 @@ from nurture.content import tracked_links
 from nurture.content.samples import sample_leads
 from nurture.content.sms_encoding import measure
 from nurture.db.models import Channel, LinkClick, Message, MessageStatus
+from nurture.leads import pending
 from nurture.outbox import send
 from nurture.preview import drafts
 from nurture.runtime import Services, build_services
@@ -71,7 +72,10 @@ def test_a_sent_email_carries_tracked_links_and_a_click_lands_on_the_stored_url(
     with services.sessions() as session:
         [welcome] = [m for m in messages_of(session, lead_id) if m.step_key == "welcome"]
         assert welcome.context[tracked_links.CONTEXT_KEY] == [BOOK]
-        assert TRACKED.search(welcome.body or "")  # what the lead page shows it said
+        assert TRACKED.search(welcome.body or "")  # what the lead received
+    # Staff reading it on the lead page see where the link leads: their click is not the lead's.
+    shown = pending.body_of(welcome, retention_days=90, public_url=PUBLIC).text or ""
+    assert BOOK in shown and not TRACKED.search(shown)
 
     with TestClient(create_app(services), base_url=PUBLIC) as client:
         for _ in range(2):  # every click is recorded: the funnel counts distinct leads

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 
 from nurture import clock
 from nurture.db.models import AuditEvent, Channel, Message, MessageStatus, Purpose
+from nurture.leads import pending
 from nurture.outbox import dispatch, send
 from nurture.runtime import Services
 from tests.db.test_admin_pages import Browser, app, sign_in, text_of
@@ -74,7 +75,13 @@ def test_a_sent_text_and_email_open_with_their_stored_bodies(
     mail = ops.get(f"/admin/leads/{lead_id}/messages/{welcome.id}")
     assert mail.status_code == 200
     assert welcome.subject is not None and welcome.subject in text_of(mail)
-    assert welcome.body is not None and welcome.body.strip() in text_of(mail)
+    # The stored body, its tracked links shown as where they lead (a staff click is no lead's).
+    assert welcome.body is not None and "/r/" in welcome.body
+    untracked = pending.body_of(
+        welcome, retention_days=90, public_url=services.settings.public_url
+    ).text
+    assert untracked is not None and untracked.strip() in text_of(mail)
+    assert f"{services.settings.public_url}/r/" not in text_of(mail)
     assert "The HTML part is rendered at sending and not kept" in text_of(mail)
     viewed = [e for e in audit_of(services, welcome.id) if e.action == "message.viewed"]
     assert [e.actor for e in viewed] == [ops.actor]

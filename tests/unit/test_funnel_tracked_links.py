@@ -125,3 +125,14 @@ def test_stored_links_and_target_read_only_what_was_stored() -> None:
     assert tracked_links.stored_links({}) == []
     assert tracked_links.target(["https://a.example/"], 0) == "https://a.example/"
     assert tracked_links.target(["https://a.example/"], 1) is None
+
+
+def test_untracked_puts_back_only_this_messages_links() -> None:
+    secret, public = b"k" * 32, "https://nurture.test"
+    mine = tracked_links.tracked_url(public, tracked_links.sign(secret, 7, 1))
+    other = tracked_links.tracked_url(public, tracked_links.sign(secret, 8, 0))
+    missing = tracked_links.tracked_url(public, tracked_links.sign(secret, 7, 5))
+    text = f"book {mine} or {other} or {missing}."
+    links = ["https://a.example/", "https://b.example/"]
+    shown = tracked_links.untracked(text, public_url=public, message_id=7, links=links)
+    assert shown == f"book https://b.example/ or {other} or {missing}."

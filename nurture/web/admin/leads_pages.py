@@ -516,7 +516,11 @@ def message_body(
         lead = session.get(Lead, parsed)
         if message is None or lead is None:
             raise HTTPException(404, f"this lead has no message {wanted}")
-        body = pending.body_of(message, retention_days=services.settings.body_retention_days)
+        body = pending.body_of(
+            message,
+            retention_days=services.settings.body_retention_days,
+            public_url=services.settings.public_url,
+        )
         name = search.display_name(lead)
     page = render(
         request,
