@@ -18,7 +18,7 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from nurture import content
 from nurture.config.clinic import Clinic, Disclosures
 from nurture.config.policy import Policy
-from nurture.content import hipaa
+from nurture.content import hipaa, tracked_links
 from nurture.content.render_budget import BudgetedSandbox
 from nurture.content.rendering import (
     BUDGET_EXCEEDED,
@@ -97,12 +97,26 @@ def purposes_for(catalog: Catalog, channel: Channel, key: str) -> set[Purpose]:
     return found or {Purpose.CARE}
 
 
+def sent_by_sequences(catalog: Catalog, channel: Channel, key: str) -> bool:
+    """A sequence step of a tracked purpose sends this template: its links are tracked."""
+    return any(
+        step.channel is channel
+        and key in step.templates
+        and step.purpose in tracked_links.TRACKED_PURPOSES
+        for sequence in catalog.by_key.values()
+        for step in sequence.steps
+    )
+
+
 @dataclass(frozen=True)
 class LintTarget:
     channel: Channel
     key: str
     source: str
     purposes: set[Purpose]
+    # A sequence step sends it, so its links go out through /r/{token}: its length is counted
+    # with those (what is measured is what is sent).
+    tracked: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,7 +177,14 @@ def _render_for(
                 body = renders.renderer.render_sms(target.source, context, name=name)
                 _check_none(body, label, report)
                 if judged:
-                    _check_sms(target, body, purpose, label, renders.policy, report)
+                    sent = body
+                    if target.tracked:
+                        sent = tracked_links.representative(
+                            body,
+                            public_url=renders.public_url,
+                            keep=[context.links.unsubscribe, context.links.preferences],
+                        )
+                    _check_sms(target, body, sent, purpose, label, renders.policy, report)
             else:
                 email = renders.renderer.render_email(
                     target.source, renders.layouts, context, name=name
@@ -281,9 +302,17 @@ def _matches(patterns: Iterable[str], text: str) -> list[str]:
 
 
 def _check_sms(
-    target: LintTarget, body: str, purpose: Purpose, label: str, policy: Policy, report: LintReport
+    target: LintTarget,
+    body: str,
+    sent: str,
+    purpose: Purpose,
+    label: str,
+    policy: Policy,
+    report: LintReport,
 ) -> None:
-    shape = measure(body)
+    """``body`` is what the template says (its words are judged); ``sent`` is what leaves, its
+    links tracked (its length is measured)."""
+    shape = measure(sent)
     if shape.encoding == "UCS-2":
         chars = ", ".join(repr(c) for c in shape.non_gsm_characters)
         report.add(

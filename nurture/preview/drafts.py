@@ -13,8 +13,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nurture import clock, content
 from nurture.config.policy import Policy
-from nurture.content import Writer, template_store, tracked_links, variables
-from nurture.content.lint import LintReport, LintTarget, lint_template, purposes_for
+from nurture.content import Writer, template_store, variables
+from nurture.content.lint import (
+    LintReport,
+    LintTarget,
+    lint_template,
+    purposes_for,
+    sent_by_sequences,
+)
 from nurture.content.rendering import RenderContext
 from nurture.content.samples import SAMPLE_ALERT
 from nurture.content.sms_encoding import SmsShape, measure
@@ -185,7 +191,7 @@ def preview(studio: Studio, channel: Channel, key: str, source: str, lead: Lead)
     name = f"{channel.value}/{key}"
     if channel is Channel.SMS:
         body = studio.writer.renderer.render_sms(source, context, name=name)
-        if _sent_by_sequences(studio.catalog, channel, key):
+        if sent_by_sequences(studio.catalog, channel, key):
             # The send path puts a sequence text's links through /r/{token}: count those.
             body = studio.writer.track_preview(body, context)
         return Preview(None, body, None, measure(body))
@@ -195,19 +201,15 @@ def preview(studio: Studio, channel: Channel, key: str, source: str, lead: Lead)
     return Preview(email.subject, email.text, email.html, None)
 
 
-def _sent_by_sequences(catalog: Catalog, channel: Channel, key: str) -> bool:
-    return any(
-        step.channel is channel
-        and key in step.templates
-        and step.purpose in tracked_links.TRACKED_PURPOSES
-        for sequence in catalog.by_key.values()
-        for step in sequence.steps
-    )
-
-
 def lint_source(studio: Studio, channel: Channel, key: str, source: str) -> LintReport:
     return lint_template(
-        LintTarget(channel, key, source, purposes_for(studio.catalog, channel, key)),
+        LintTarget(
+            channel,
+            key,
+            source,
+            purposes_for(studio.catalog, channel, key),
+            tracked=sent_by_sequences(studio.catalog, channel, key),
+        ),
         renderer=studio.writer.renderer,
         layouts=studio.writer.templates.email_layouts(),
         policy=studio.policy,

@@ -381,3 +381,31 @@ def test_rule_21_an_email_may_explain_the_condition_in_general() -> None:
         "eased after two or more medicines. Ketamine is studied for it. [Book]({{ links.book }})"
     )
     assert not messages(lint(source, Channel.EMAIL, {Purpose.MARKETING}))
+
+
+def test_a_tracked_texts_segments_are_counted_with_its_tracked_link() -> None:
+    # 300 characters as written: two segments. A sequence step sends its link through
+    # /r/{token} (31 characters longer here), which makes it three: lint counts what is sent.
+    head = f"{CLINIC.sms_program_name}: Book at https://k.example/b "
+    tail = " Reply STOP to opt out."
+    source = (
+        "{{ clinic.sms_program_name }}: Book at https://k.example/b "
+        + "x" * (300 - len(head) - len(tail))
+        + tail
+    )
+    purposes = {Purpose.MARKETING}
+    untracked = lint(source, purposes=purposes)
+    assert "segments" not in messages(untracked, "warning")
+
+    def tracked(flag: bool) -> LintReport:
+        return lint_template(
+            LintTarget(Channel.SMS, "test", with_category(source, purposes), purposes, flag),
+            renderer=Renderer(),
+            layouts=LAYOUTS,
+            policy=POLICY,
+            clinic=CLINIC,
+            public_url="https://nurture.example.org",
+        )
+
+    assert "3 segments" in messages(tracked(True), "warning")
+    assert "segments" not in messages(tracked(False), "warning")
