@@ -31,6 +31,9 @@ Kind = Literal["bar", "stacked", "line"]
 # The drawing's own units; the SVG scales to its box (charts.css). Small enough that text
 # stays readable when a phone shrinks it, large enough that a desktop column barely grows it.
 WIDTH = 520
+# About how wide one character of an axis label is, and the slant that keeps long ones apart.
+LABEL_CHAR_PX = 7
+LABEL_SLANT = 30
 HEIGHT = 260
 FONT_SIZE = 14
 MAX_TICKS = 6
@@ -205,6 +208,16 @@ def _pygal() -> Any:
     return pygal
 
 
+def _crowded(chart: Chart) -> bool:
+    """Would the shown x labels, written level, run into each other? (Names such as
+    "booking-nudge-sms (none)" under a few bars do; hours under 24 bars do not.)"""
+    shown = list(chart.labels)[:: max(1, chart.axis_every)]
+    if not shown:
+        return False
+    room = (WIDTH - 60) / len(shown)  # the plot's width, less the y axis, shared out
+    return max(len(label) for label in shown) * LABEL_CHAR_PX > room
+
+
 def _pygal_chart(chart: Chart) -> Any:
     pygal = _pygal()
 
@@ -225,6 +238,7 @@ def _pygal_chart(chart: Chart) -> Any:
         x_labels_major=list(chart.labels)[::-1][:: max(1, chart.axis_every)][::-1],
         show_minor_x_labels=False,
         truncate_label=-1,  # our labels are short; do not cut them
+        x_label_rotation=LABEL_SLANT if _crowded(chart) else 0,
         include_x_axis=True,  # bars and lines start from zero
         allow_interruptions=True,  # a missing value is a gap in a line, not a dive to zero
         value_formatter=chart.format_value,

@@ -203,3 +203,12 @@ def test_durations_get_steps_a_person_reads_not_fractions_of_a_second() -> None:
     )
     # 60 s: the first step that needs at most five to pass 170 s
     assert y_ticks(str(render(chart))) == ["0 s", "60 s", "120 s", "180 s"]
+
+
+def test_long_labels_are_slanted_so_they_do_not_run_into_each_other() -> None:
+    names = ["booking-nudge-sms (none)", "welcome (A)", "welcome (B)", "reminder-sms (none)"]
+    crowded = str(render(Chart("Reached", names, [Series("Reached", [2, 2, 2, 1])])))
+    level = str(render(Chart("Sends", LABELS, [Series("Sends", [1, 2, 3, 4])])))
+    assert "rotate(30" in crowded
+    assert "rotate(" not in level
+    assert read_chart(crowded).axis_labels == names  # slanted, not cut
