@@ -120,20 +120,27 @@ class ExpectedSend:
 def expected_send(
     message: Message, lead: Lead, *, policy: Policy, clinic_zone: ZoneInfo, now: datetime
 ) -> ExpectedSend:
+    """When a pending message would go, by the gates' own timing rule (quiet hours in the
+    lead's zones, ``not_after``), and why. Caps are not predicted: they depend on what else is
+    sent first, and the worker counts them when it takes the row."""
     planned = message.last_error or (
         f"as planned ({message.sequence_key or 'no sequence'} / {message.step_key})"
     )
     if message.purpose is Purpose.ALERT:
         return ExpectedSend(max(message.due_at, now), planned)
-    schedule = gates.schedule_for_lead(policy, lead, message.channel, message.purpose)
-    zones = windows.zones_of(lead, clinic_zone).zones
     earliest = max(message.due_at, now)
-    allowed = windows.next_allowed(earliest, schedule, zones)
-    if allowed is None:
-        return ExpectedSend(None, "no allowed sending hour in the next three weeks")
-    if allowed > earliest:
-        return ExpectedSend(allowed, f"{planned}; waits for the sending hours in their zone")
-    return ExpectedSend(allowed, planned)
+    verdict = gates.timing(
+        earliest,
+        schedule=gates.schedule_for_lead(policy, lead, message.channel, message.purpose),
+        zones=windows.zones_of(lead, clinic_zone).zones,
+        recent_sends=[],
+        not_after=message.not_after,
+    )
+    if isinstance(verdict, gates.Skip):
+        return ExpectedSend(None, verdict.reason)
+    if isinstance(verdict, gates.Defer):
+        return ExpectedSend(verdict.until, f"{planned}; waits for the sending hours in their zone")
+    return ExpectedSend(earliest, planned)
 
 
 def parse_lead_id(text: str) -> uuid.UUID | None:
