@@ -15,7 +15,7 @@ from kombu import Queue
 
 import workers.metrics_dir  # noqa: F401 - before anything imports prometheus_client
 from nurture.broker import QUEUES
-from nurture.config.logs import make_formatter, mask_handlers
+from nurture.config.logs import make_formatter, mask_handlers, quiet_task_lines
 from nurture.config.settings import Settings, get_settings
 
 BROKER_PURGE_INTERVAL = 600.0
@@ -133,6 +133,8 @@ def _mask_celery_logs(logger: logging.Logger, **_kwargs: Any) -> None:
         ):
             handler.setFormatter(make_formatter("json"))
     mask_handlers(logger)
+    if not settings.log_tasks:
+        quiet_task_lines()  # set before the prefork children fork: they inherit it
 
 
 def _is_tty(handler: logging.Handler) -> bool:

@@ -186,6 +186,9 @@ def prepare_run(host: str, port: int, concurrency: int, plan_path: Path) -> None
     env = {
         "PROMETHEUS_MULTIPROC_DIR": os.environ.get("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir)),
         "NURTURE_WORKER_METRICS_PORT": os.environ.get("NURTURE_WORKER_METRICS_PORT", "0"),
+        # Quiet unless asked for: Celery's line per task and beat's per tick would scroll the
+        # form's address and any warning off the newcomer's screen every few seconds.
+        "NURTURE_LOG_TASKS": os.environ.get("NURTURE_LOG_TASKS", "0"),
     }
     if follows:  # links in messages (unsubscribe, preferences) must reach this server
         env["NURTURE_PUBLIC_URL"] = public_url

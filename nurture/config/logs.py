@@ -97,6 +97,16 @@ def make_formatter(log_format: str, stream: object = sys.stderr) -> logging.Form
     return logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+# Celery's routine lines: a task received (worker), a task done (its child), a tick (beat). A
+# failed task is logged at ERROR by the same loggers, so quieting them to WARNING keeps it.
+TASK_LINE_LOGGERS = ("celery.worker.strategy", "celery.app.trace", "celery.beat")
+
+
+def quiet_task_lines() -> None:
+    for name in TASK_LINE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def configure_logging(level: str = "INFO", log_format: str = "auto") -> None:
     """Send the application's logs to stderr, masked: JSON lines, or text on a terminal.
     Safe to call more than once.

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "text"] = "auto"
 
     log_level: str = "INFO"
+    # Celery's line per task received and per task done, and beat's per tick. `nurture run`
+    # turns them off (a terminal scrolling every few seconds hides what a person needs to
+    # see); failures are logged either way.
+    log_tasks: bool = True
 
     # --- booking tools (issue 13 §1): each webhook answers 404 until its secret is set ---
     calendly_signing_key: SecretStr | None = None

@@ -64,6 +64,11 @@ def test_nurture_run_delivers_a_form_signup_to_the_outbox(tmp_path: Path, log_di
         # links the web and the worker put in messages reach this server; the form's address
         # was printed once the server answered.
         assert f"nurture: sign-up form at {url}/consult" in run.output()
+        # Beat ticked every second meanwhile: Celery's line per task and beat's per tick stay
+        # out of the newcomer's terminal (NURTURE_LOG_TASKS=0 for `nurture run`'s children).
+        assert "Task nurture.dispatch_due" not in run.output()
+        assert "Sending due task" not in run.output()
+        assert "celery@" in run.output()  # the worker's own start-up lines still show
         for process in celery + [p for p in _group(run.popen.pid) if b"serve" in _cmd(p)]:
             environ = (process / "environ").read_bytes().split(b"\0")
             assert f"NURTURE_PUBLIC_URL={url}".encode() in environ, _cmd(process)

@@ -159,3 +159,18 @@ def test_the_twilio_sdk_does_not_log_every_request_but_still_warns() -> None:
         assert twilio_log.isEnabledFor(logging.WARNING)
     finally:
         twilio_log.setLevel(before)
+
+
+def test_quieting_task_lines_keeps_failures() -> None:
+    from nurture.config.logs import TASK_LINE_LOGGERS, quiet_task_lines
+
+    before = {name: logging.getLogger(name).level for name in TASK_LINE_LOGGERS}
+    try:
+        quiet_task_lines()
+        for name in TASK_LINE_LOGGERS:
+            quiet = logging.getLogger(name)
+            assert not quiet.isEnabledFor(logging.INFO)  # "Task … succeeded", "Sending due task"
+            assert quiet.isEnabledFor(logging.ERROR)  # "Task … raised unexpected: …"
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
