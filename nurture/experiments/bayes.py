@@ -29,21 +29,23 @@ MAX_ARMS = 4
 
 
 @cache
-def _panels() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Quadrature nodes and weights on [0, 1]: 16-point Gauss-Legendre on panels that shrink
-    geometrically towards both ends, where a far-apart pair of arms turns the integrand from 0
-    to 1 within a sliver of probability; evenly spaced in between."""
+def _edges() -> NDArray[np.float64]:
+    """Panel edges on [0, 1] in probability: shrinking geometrically towards both ends (where a
+    far-apart pair of arms turns the integrand from 0 to 1 within a sliver of probability),
+    evenly spaced in between."""
     import numpy as np
 
-    ends = [10.0**-k for k in range(14, 1, -1)]
-    edges = np.unique(
-        np.concatenate([[0.0], ends, np.linspace(0.01, 0.99, 50), 1 - np.array(ends), [1.0]])
-    )
+    ends = np.array([10.0**-k for k in range(14, 1, -1)])
+    return np.unique(np.concatenate([[0.0], ends, np.linspace(0.01, 0.99, 50), 1 - ends, [1.0]]))
+
+
+def _rule(edges: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """16-point Gauss-Legendre nodes and weights on each panel between ``edges``."""
+    import numpy as np
+
     x, w = np.polynomial.legendre.leggauss(16)
     low, high = edges[:-1, None], edges[1:, None]
-    nodes = (low + (high - low) * (x + 1) / 2).ravel()
-    weights = ((high - low) * w / 2).ravel()
-    return nodes, weights
+    return (low + (high - low) * (x + 1) / 2).ravel(), ((high - low) * w / 2).ravel()
 
 
 @dataclass(frozen=True)
@@ -143,13 +145,25 @@ def probability_best(arms: Sequence[Arm]) -> dict[str, float]:
     from scipy import special
 
     check_arms(arms)
-    nodes, weights = _panels()
+    edges = _edges()
     chances = []
     for i, mine in enumerate(arms):
-        rates = special.betaincinv(mine.alpha, mine.beta, nodes)
+        # Where another arm's distribution function climbs, the integrand climbs: that arm's
+        # own panel edges, carried into this arm's u, become edges here too, so a narrow arm
+        # beside a wide one is resolved however sharp its step (in u) is.
+        others = [other for j, other in enumerate(arms) if j != i]
+        carried = [
+            special.betainc(mine.alpha, mine.beta, special.betaincinv(o.alpha, o.beta, edges))
+            for o in others
+        ]
+        merged = np.concatenate([edges, *carried])
+        # The inverse of a very narrow posterior can be NaN in its farthest tail: drop those.
+        merged = np.unique(np.clip(merged[np.isfinite(merged)], 0.0, 1.0))
+        nodes, weights = _rule(merged)
+        # A subnormal u makes the inverse NaN; below 1e-300 the integrand adds nothing anyway.
+        rates = special.betaincinv(mine.alpha, mine.beta, np.maximum(nodes, 1e-300))
         below = np.ones_like(rates)
-        for j, other in enumerate(arms):
-            if j != i:
-                below *= special.betainc(other.alpha, other.beta, rates)
+        for other in others:
+            below *= special.betainc(other.alpha, other.beta, rates)
         chances.append(float(np.dot(weights, below)))
     return {arm.name: chance for arm, chance in zip(arms, chances, strict=True)}

@@ -46,6 +46,10 @@ TWO_ARMS = [
     (Arm("A", 10000, 0), Arm("B", 10000, 3)),  # rates at the edge
     (Arm("A", 0, 0), Arm("B", 0, 0)),  # no data: 0.5
     (Arm("A", 400, 40), Arm("B", 400, 40)),  # equal arms: 0.5
+    # A wide arm beside a narrow one: in the wide arm's u the narrow one's step is a sliver
+    # (hypothesis found it summing to 1 + 1e-9 before the panels followed every arm's edges).
+    (Arm("A", 941, 752), Arm("B", 3, 0)),
+    (Arm("A", 3, 0), Arm("B", 941, 752)),
 ]
 
 
@@ -214,3 +218,11 @@ def test_importing_the_package_loads_neither_numpy_nor_scipy() -> None:
     code = "import sys, nurture.experiments; print('numpy' in sys.modules, 'scipy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_narrow_and_wide_arms_together_sum_to_one_with_no_gaps() -> None:
+    # Found by a random search: a subnormal node made the inverse beta NaN for the third arm.
+    arms = [Arm("A", 28865, 23040), Arm("B", 6, 2), Arm("C", 2098, 263), Arm("D", 3, 0)]
+    chances = probability_best(arms)
+    assert all(0 <= p <= 1 for p in chances.values())
+    assert sum(chances.values()) == pytest.approx(1, abs=1e-9)
