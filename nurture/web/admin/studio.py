@@ -12,6 +12,8 @@ dependency.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -265,17 +267,25 @@ def _version_number(raw: object, where: str) -> int:
     return int(raw)
 
 
-def _review(
-    services: Services, who: Staff, channel: Channel, key: str, version: int
-) -> drafts.PublishReview:
+@contextmanager
+def _refusals_as_http() -> Iterator[None]:
+    """The studio's refusals as the answers a page gives: not yours to publish (403), the
+    version is in the wrong state (409), no such version (404)."""
     try:
-        return drafts.review_publish(services.studio, channel, key, version, role=who.user.role)
+        yield
     except drafts.AdminOnlyError as error:
         raise HTTPException(403, str(error)) from None
     except TemplateStateError as error:
         raise HTTPException(409, str(error)) from None
     except LookupError as error:
         raise HTTPException(404, str(error)) from None
+
+
+def _review(
+    services: Services, who: Staff, channel: Channel, key: str, version: int
+) -> drafts.PublishReview:
+    with _refusals_as_http():
+        return drafts.review_publish(services.studio, channel, key, version, role=who.user.role)
 
 
 def _review_page(
@@ -340,15 +350,16 @@ def publish(
         )
         return _review_page(request, who, review, errors=[first], status=422)
     try:
-        live = drafts.publish_version(
-            services.studio,
-            parsed,
-            key,
-            number,
-            author=who.actor,
-            role=who.user.role,
-            reviewed=reviewed,
-        )
+        with _refusals_as_http():
+            live = drafts.publish_version(
+                services.studio,
+                parsed,
+                key,
+                number,
+                author=who.actor,
+                role=who.user.role,
+                reviewed=reviewed,
+            )
     except drafts.PublishRefusedError as refused:
         errors = ["Not published: fix these first."] + [str(f) for f in refused.report.errors]
         return _editor(
@@ -365,12 +376,6 @@ def publish(
     except drafts.StaleReviewError as stale:
         review = _review(services, who, parsed, key, number)
         return _review_page(request, who, review, errors=[str(stale)], status=409)
-    except drafts.AdminOnlyError as error:
-        raise HTTPException(403, str(error)) from None
-    except TemplateStateError as error:
-        raise HTTPException(409, str(error)) from None
-    except LookupError as error:
-        raise HTTPException(404, str(error)) from None
     return RedirectResponse(
         f"/admin/templates/{parsed.value}/{key}?version={live.version}&notice=published", 303
     )
@@ -420,12 +425,8 @@ def delete_draft(
 ) -> Response:
     check_csrf(who, form)
     parsed, key = _template(services, channel, key)
-    try:
+    with _refusals_as_http():
         drafts.delete_draft(services.studio, parsed, key, version, author=who.actor)
-    except TemplateStateError as error:
-        raise HTTPException(409, str(error)) from None
-    except LookupError as error:
-        raise HTTPException(404, str(error)) from None
     return RedirectResponse(f"/admin/templates/{parsed.value}/{key}?notice=draft-deleted", 303)
 
 
