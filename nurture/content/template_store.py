@@ -15,19 +15,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.content.rendering import EmailLayouts
 from nurture.db import audit
-from nurture.db.models import Channel, TemplateState, TemplateVersion
+from nurture.db.models import Channel, TemplateVersion
+from nurture.db.versioning import Lineage, VersionStateError
 
 SUFFIXES = {Channel.EMAIL: ".md.j2", Channel.SMS: ".txt.j2"}
 
 
-class TemplateStateError(ValueError):
-    """The version is in the wrong state for this: publishing a deleted draft, deleting a
-    published version."""
+# Publishing a deleted draft, deleting a published version: the rules are shared.
+TemplateStateError = VersionStateError
 
 
 class TemplateNotFoundError(LookupError):
@@ -117,46 +116,23 @@ class DbTemplateStore:
         return self.files.email_layouts()
 
 
+def lineage(channel: Channel, key: str) -> Lineage[TemplateVersion]:
+    return Lineage(TemplateVersion, f"{channel.value}/{key}", channel=channel, key=key)
+
+
 def published(session: Session, channel: Channel, key: str) -> TemplateVersion | None:
-    return session.scalars(
-        select(TemplateVersion).where(
-            TemplateVersion.channel == channel,
-            TemplateVersion.key == key,
-            TemplateVersion.state == TemplateState.PUBLISHED,
-        )
-    ).one_or_none()
+    return lineage(channel, key).live(session)
 
 
 def versions(session: Session, channel: Channel, key: str) -> list[TemplateVersion]:
     """Every version, newest first."""
-    return list(
-        session.scalars(
-            select(TemplateVersion)
-            .where(TemplateVersion.channel == channel, TemplateVersion.key == key)
-            .order_by(TemplateVersion.version.desc())
-        )
-    )
+    return lineage(channel, key).history(session)
 
 
 def get_version(
     session: Session, channel: Channel, key: str, version: int
 ) -> TemplateVersion | None:
-    return session.scalars(
-        select(TemplateVersion).where(
-            TemplateVersion.channel == channel,
-            TemplateVersion.key == key,
-            TemplateVersion.version == version,
-        )
-    ).one_or_none()
-
-
-def _next_version(session: Session, channel: Channel, key: str) -> int:
-    latest = session.scalar(
-        select(func.max(TemplateVersion.version)).where(
-            TemplateVersion.channel == channel, TemplateVersion.key == key
-        )
-    )
-    return (latest or 0) + 1
+    return lineage(channel, key).get(session, version)
 
 
 def save_draft(
@@ -170,19 +146,9 @@ def save_draft(
     note: str | None = None,
 ) -> TemplateVersion:
     """Every save is a new version: no edit is ever lost."""
-    draft = TemplateVersion(
-        channel=channel,
-        key=key,
-        version=_next_version(session, channel, key),
-        state=TemplateState.DRAFT,
-        source=source,
-        origin="ui",
-        author=author,
-        note=note,
-        created_at=now,
+    draft = lineage(channel, key).add_draft(
+        session, source, origin="ui", author=author, now=now, note=note
     )
-    session.add(draft)
-    session.flush()
     audit.record(
         session,
         actor=author,
@@ -202,39 +168,14 @@ def publish(
     now: datetime,
     reviewed: str | None = None,
 ) -> TemplateVersion:
-    """Make ``version`` the live one. A draft is published as it is; publishing an older
-    version (a rollback) publishes a copy of it as a new version, so history stays linear.
-    Lint is the caller's job (``nurture.content.lint``): this only moves states. ``reviewed``
-    names the live version the publisher saw the diff against, for the audit trail."""
-    target = get_version(session, channel, key, version)
-    if target is None:
-        raise LookupError(f"{channel.value}/{key} has no version {version}")
-    if target.state is TemplateState.DELETED:
-        raise TemplateStateError(
-            f"{channel.value}/{key} version {version} is a deleted draft: it cannot be published"
-        )
-    current = published(session, channel, key)
-    if current is not None and current.id == target.id:
+    """Make ``version`` the live one (a rollback publishes a copy: nurture.db.versioning).
+    Lint is the caller's job (``nurture.content.lint``). ``reviewed`` names the live version
+    the publisher saw the diff against, for the audit trail."""
+    lines = lineage(channel, key)
+    before = lines.live(session)
+    target = lines.publish(session, version, author=author, now=now)
+    if before is not None and before.id == target.id:
         return target
-    if current is not None:
-        current.state = TemplateState.ARCHIVED
-        session.flush()  # one published version per template, even mid-transaction
-    if target.state is not TemplateState.DRAFT:
-        target = TemplateVersion(
-            channel=channel,
-            key=key,
-            version=_next_version(session, channel, key),
-            state=TemplateState.DRAFT,
-            source=target.source,
-            origin="ui",
-            author=author,
-            note=f"rollback to version {version}",
-            created_at=now,
-        )
-        session.add(target)
-    target.state = TemplateState.PUBLISHED
-    target.published_at = now
-    session.flush()
     audit.record(
         session,
         actor=author,
@@ -253,23 +194,8 @@ def publish(
 def delete_draft(
     session: Session, channel: Channel, key: str, version: int, *, author: str
 ) -> TemplateVersion:
-    """Throw a draft away. Only a draft: a version that was ever live is part of what leads
-    were sent (messages name their template version), so it is never deleted.
-
-    The row stays, marked deleted, rather than being DELETEd: version numbers come from the
-    highest one, so a removed newest draft would hand its number to the next save and the
-    audit trail ("draft 7 saved", "draft 7 deleted") would then describe two different texts.
-    The history shows it struck out instead."""
-    target = get_version(session, channel, key, version)
-    if target is None:
-        raise LookupError(f"{channel.value}/{key} has no version {version}")
-    if target.state is not TemplateState.DRAFT:
-        raise TemplateStateError(
-            f"{channel.value}/{key} version {version} is {target.state.value}: "
-            "only a draft that was never published can be deleted"
-        )
-    target.state = TemplateState.DELETED
-    session.flush()
+    """Throw a draft away (only a draft: nurture.db.versioning)."""
+    target = lineage(channel, key).delete_draft(session, version)
     audit.record(
         session,
         actor=author,
@@ -307,33 +233,20 @@ def sync(
     for channel, key in sorted(files.available()):
         source = files.get(channel, key).source
         digest = file_hash(source)
-        last_file = session.scalars(
-            select(TemplateVersion)
-            .where(
-                TemplateVersion.channel == channel,
-                TemplateVersion.key == key,
-                TemplateVersion.origin == "file",
-            )
-            .order_by(TemplateVersion.version.desc())
-            .limit(1)
-        ).one_or_none()
+        lines_of = lineage(channel, key)
+        last_file = lines_of.last_from_files(session)
         if last_file is not None and last_file.file_hash == digest:
             lines.append(SyncLine(channel, key, "unchanged"))
             continue
-        imported = TemplateVersion(
-            channel=channel,
-            key=key,
-            version=_next_version(session, channel, key),
-            state=TemplateState.DRAFT,
-            source=source,
+        imported = lines_of.add_draft(
+            session,
+            source,
             origin="file",
             file_hash=digest,
             author=author,
+            now=now,
             note="imported from templates/",
-            created_at=now,
         )
-        session.add(imported)
-        session.flush()
         live = published(session, channel, key)
         errors = problems(channel, key, source) if problems else []
         if errors:

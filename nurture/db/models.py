@@ -428,6 +428,37 @@ class TemplateVersion(Base):
     published_at: Mapped[datetime | None]
 
 
+class SequenceVersion(Base):
+    """One version of a sequence, as YAML (issue 15 §1): the files under config/sequences/ seed
+    it, marketing edits it in the studio. Like templates, history is linear and nothing is
+    overwritten; states are TemplateState's (draft, published, archived, deleted). An enrolment
+    records the version it began with (Enrollment.sequence_version) and keeps it."""
+
+    __tablename__ = "sequence_versions"
+    __table_args__ = (
+        UniqueConstraint("key", "version"),
+        Index(
+            "uq_sequence_versions_published",
+            "key",
+            unique=True,
+            postgresql_where=text("state = 'published'"),
+            sqlite_where=text("state = 'published'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int]
+    state: Mapped[TemplateState] = mapped_column(_enum(TemplateState))
+    source: Mapped[str] = mapped_column(Text)  # the sequence as YAML, as a file would hold it
+    origin: Mapped[str] = mapped_column(String(16))  # "file" (config/sequences/) or "ui"
+    file_hash: Mapped[str | None] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=clock.utcnow)
+    published_at: Mapped[datetime | None]
+
+
 class StaffRole(StrEnum):
     MARKETING = "marketing"
     OPS = "ops"
