@@ -27,6 +27,7 @@ from nurture.leads.signup_limits import SignupLimiter, storage_uri_for
 from nurture.outbox.send_path import SendPath
 from nurture.outbox.throttle import SenderThrottle
 from nurture.preview.drafts import Studio
+from nurture.program.sequence_store import SequenceSource
 from nurture.program.sequences import Catalog, load_catalog
 from nurture.transports import EmailTransport, SmsTransport
 
@@ -45,13 +46,19 @@ class Services:
     clinic: Clinic
     disclosures: Disclosures
     policy: Policy
-    catalog: Catalog
+    # The sequences as published (the files seed them; the studio edits them): issue 15 §1.
+    sequences: SequenceSource
     templates: DbTemplateStore
     renderer: Renderer = field(default_factory=Renderer)
     # Booking tools (issue 13 §1): which event types count as the consult.
     integrations: Integrations = field(default_factory=Integrations)
     email_override: EmailTransport | None = None
     sms_override: SmsTransport | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        """The program as published now: read again after any publish, in any process."""
+        return self.sequences.current()
 
     @cached_property
     def secret(self) -> bytes:
@@ -73,7 +80,7 @@ class Services:
         """The template studio's use cases (nurture.preview.drafts) take this, not Services."""
         return Studio(
             writer=self.writer,
-            catalog=self.catalog,
+            sequences=self.sequences,
             policy=self.policy,
             sessions=self.sessions,
             email=self.email,
@@ -117,7 +124,7 @@ class Services:
         return SendPath(
             writer=self.writer,
             policy=self.policy,
-            catalog=self.catalog,
+            sequences=self.sequences,
             email=self.email,
             sms=self.sms,
             throttle=self.throttle,
@@ -209,17 +216,18 @@ def build_services(settings: Settings) -> Services:
     catalog = load_catalog(settings.config_dir / "sequences", templates=files.available())
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
+    read_sessions = make_read_sessionmaker(engine)
     templates = DbTemplateStore(sessions, files)
     dkim_signer(settings)  # a DKIM key that cannot sign stops the start, not the first send
     return Services(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        read_sessions=make_read_sessionmaker(engine),
+        read_sessions=read_sessions,
         clinic=clinic,
         disclosures=load_disclosures(settings.config_dir),
         policy=load_policy(settings.config_dir),
-        catalog=catalog,
+        sequences=SequenceSource(read_sessions, catalog),
         templates=templates,
         integrations=load_integrations(settings.config_dir),
     )

@@ -75,7 +75,8 @@ def leads_show(lead: str) -> None:
     from nurture import clock
     from nurture.db.models import PENDING_STATUSES
     from nurture.leads.intake import find_lead
-    from nurture.leads.story import expected_send, load_story
+    from nurture.leads.story import load_story
+    from nurture.outbox.expected_send import expected_send
 
     services = services_or_exit(settings_or_exit())
     try:

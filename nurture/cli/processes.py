@@ -25,7 +25,8 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply every pending migration, then import changed template files (templates sync)."""
+    """Apply every pending migration, then import changed template and sequence files
+    (templates sync, sequences sync)."""
     from nurture.config.logs import configure_logging
     from nurture.db import migrations
 
@@ -35,6 +36,7 @@ def db_upgrade() -> None:
     click.echo(f"database at revision {migrations.head_revision()}")
     sync_disclosures(settings)
     sync_templates(settings, force=False, quiet=True)
+    sync_sequences(settings, force=False, quiet=True)
 
 
 def sync_templates(settings: Settings, *, force: bool, quiet: bool) -> None:
@@ -63,6 +65,30 @@ def sync_templates(settings: Settings, *, force: bool, quiet: bool) -> None:
         click.echo(f"templates: {line}")
     if quiet and not changed:
         click.echo(f"templates: {len(lines)} unchanged")
+
+
+def sync_sequences(settings: Settings, *, force: bool, quiet: bool) -> None:
+    """Import changed sequence files (issue 15 §1): a studio publish stays live unless forced."""
+    from nurture import clock
+    from nurture.program import sequence_store
+
+    services = services_or_exit(settings)
+    try:
+        with services.sessions.begin() as session:
+            lines = sequence_store.sync(
+                session,
+                settings.config_dir / "sequences",
+                templates=services.templates.available(),
+                force=force,
+                now=clock.utcnow(),
+            )
+    finally:
+        services.close()
+    changed = [line for line in lines if line.outcome != "unchanged"]
+    for line in lines if not quiet else changed:
+        click.echo(f"sequences: {line}")
+    if quiet and not changed:
+        click.echo(f"sequences: {len(lines)} unchanged")
 
 
 @cli.command()
@@ -144,6 +170,7 @@ def prepare_run(host: str, port: int, concurrency: int, plan_path: Path) -> None
     migrations.upgrade(settings.resolved_database_url)
     sync_disclosures(settings)
     sync_templates(settings, force=False, quiet=True)
+    sync_sequences(settings, force=False, quiet=True)
     worker = [
         sys.executable,
         "-m",

@@ -14,7 +14,7 @@ from nurture.config.durations import format_duration
 
 @cli.group()
 def sequences() -> None:
-    """Sequence definitions (config/sequences/*.yaml)."""
+    """Sequences: the files in config/sequences/ seed them, the studio publishes new versions."""
 
 
 @sequences.command("validate")
@@ -22,10 +22,22 @@ def sequences_validate() -> None:
     """Check every sequence file; exit 2 listing each problem with file and line."""
     services = services_or_exit(settings_or_exit())
     try:
-        steps = sum(len(s.steps) for s in services.catalog.by_key.values())
-        click.echo(f"ok: {len(services.catalog.by_key)} sequence(s), {steps} step(s)")
+        files = services.sequences.files  # checked as they were loaded; no database needed
+        steps = sum(len(s.steps) for s in files.by_key.values())
+        click.echo(f"ok: {len(files.by_key)} sequence(s), {steps} step(s)")
     finally:
         services.close()
+
+
+@sequences.command("sync")
+@click.option(
+    "--force", is_flag=True, help="publish changed files even over versions published in the studio"
+)
+def sequences_sync(force: bool) -> None:
+    """Import sequence files whose content changed since they were last imported."""
+    from nurture.cli.processes import sync_sequences
+
+    sync_sequences(settings_or_exit(), force=force, quiet=False)
 
 
 @sequences.command("simulate")
@@ -164,3 +176,72 @@ def sequences_promote(key: str, step: str, variant: str) -> None:
         services.close()
     assert result.winner is not None
     click.echo(f"promoted: {key} / {step} sends {result.winner.template} (variant {variant})")
+
+
+@sequences.command("history")
+@click.argument("key")
+def sequences_history(key: str) -> None:
+    """Every version of sequence KEY, newest first: state, origin, author, note."""
+    from nurture.content.staff_time import utc_text
+    from nurture.program import sequence_store
+
+    services = services_or_exit(settings_or_exit())
+    try:
+        with services.read_sessions() as session:
+            rows = sequence_store.versions(session, key)
+    finally:
+        services.close()
+    if not rows:
+        raise UsageProblem(
+            f"no stored version of {key!r} (nurture sequences sync imports config/sequences/)"
+        )
+    for row in rows:
+        click.echo(
+            f"v{row.version:<4} {row.state.value:<9} {row.origin:<4} {utc_text(row.created_at)}"
+            f"  {row.author}{'  ' + row.note if row.note else ''}"
+        )
+
+
+@sequences.command("publish")
+@click.argument("key")
+@click.option("--version", "version", type=int, required=True)
+@click.option(
+    "--move",
+    is_flag=True,
+    help="move the leads enrolled now onto this version (default: they keep theirs)",
+)
+def sequences_publish(key: str, version: int, move: bool) -> None:
+    """Publish a version of sequence KEY (a draft, or an older one to roll back); refused
+    while it does not validate. The studio shows what changes for enrolled leads first."""
+    from nurture import clock
+    from nurture.config.yamlconf import ConfigError
+    from nurture.db.versioning import VersionStateError
+    from nurture.outbox import version_moves
+
+    services = services_or_exit(settings_or_exit())
+    try:
+        with services.sessions.begin() as session:
+            published = version_moves.publish_version(
+                session,
+                key,
+                version,
+                move=move,
+                reviewed=None,
+                templates=services.templates.available(),
+                policy=services.policy,
+                clinic_zone=services.clinic.zone,
+                now=clock.utcnow(),
+                actor=cli_actor(),
+            )
+    except ConfigError as refused:
+        raise UsageProblem(f"not published:\n{refused}") from None
+    except (LookupError, VersionStateError) as error:
+        raise UsageProblem(f"not published: {error}") from None
+    finally:
+        services.close()
+    click.echo(f"{key}: version {published.version} is live")
+    if published.moved is not None:
+        click.echo(
+            f"{published.moved.active} enrolment(s) moved; the messages of "
+            f"{published.moved.changed} changed"
+        )

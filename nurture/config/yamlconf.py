@@ -76,6 +76,12 @@ def read_yaml(path: Path) -> YamlDocument:
         source = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError([ConfigProblem(path, None, f"cannot read the file: {error}")]) from None
+    return parse_yaml(source, path)
+
+
+def parse_yaml(source: str, path: Path) -> YamlDocument:
+    """Parse YAML text that is not in a file (a sequence version kept in the database);
+    ``path`` names it in every problem."""
     try:
         node = yaml.compose(source, Loader=_LOADER)
         data = yaml.load(source, Loader=_LOADER)  # noqa: S506 - a SafeLoader, C or Python

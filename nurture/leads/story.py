@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nurture import consent
-from nurture.config.policy import Policy
 from nurture.content.staff_time import LocalTimeError, parse_local_input
 from nurture.db import audit
 from nurture.db.models import (
@@ -38,7 +37,7 @@ from nurture.db.models import (
 )
 from nurture.leads import lifecycle
 from nurture.leads.search import display_name
-from nurture.outbox import gates, pauses, withdrawals
+from nurture.outbox import pauses, withdrawals
 from nurture.program import windows
 from nurture.program.sequences import Catalog
 
@@ -106,41 +105,6 @@ def zone_origin(lead: Lead, clinic_zone: ZoneInfo) -> str:
         # More than windows.MAX_BROWSER_GAP from home: a trip or a VPN, not where they live.
         origin += f"; the browser said {lead.browser_timezone}, too far away to count"
     return origin
-
-
-@dataclass(frozen=True)
-class ExpectedSend:
-    """When a pending message should leave, by its due time and the sending hours alone (the
-    gates look again when it is due: consent, caps, pauses), and why then."""
-
-    at: datetime | None
-    why: str
-
-
-def expected_send(
-    message: Message, lead: Lead, *, policy: Policy, clinic_zone: ZoneInfo, now: datetime
-) -> ExpectedSend:
-    """When a pending message would go, by the gates' own timing rule (quiet hours in the
-    lead's zones, ``not_after``), and why. Caps are not predicted: they depend on what else is
-    sent first, and the worker counts them when it takes the row."""
-    planned = message.last_error or (
-        f"as planned ({message.sequence_key or 'no sequence'} / {message.step_key})"
-    )
-    if message.purpose is Purpose.ALERT:
-        return ExpectedSend(max(message.due_at, now), planned)
-    earliest = max(message.due_at, now)
-    verdict = gates.timing(
-        earliest,
-        schedule=gates.schedule_for_lead(policy, lead, message.channel, message.purpose),
-        zones=windows.zones_of(lead, clinic_zone).zones,
-        recent_sends=[],
-        not_after=message.not_after,
-    )
-    if isinstance(verdict, gates.Skip):
-        return ExpectedSend(None, verdict.reason)
-    if isinstance(verdict, gates.Defer):
-        return ExpectedSend(verdict.until, f"{planned}; waits for the sending hours in their zone")
-    return ExpectedSend(earliest, planned)
 
 
 def parse_lead_id(text: str) -> uuid.UUID | None:

@@ -77,6 +77,8 @@ class Facts:
     pauses: list[Pause]
     consents: dict[uuid.UUID, consent.ConsentState]
     enrollments: dict[int, EnrollmentStatus]
+    # The sequence version each enrolment is on: a step's rules are read from that version.
+    versions: dict[int, int]
     # The earliest due time of each lead's opt-in confirmation not yet sent.
     optin_pending: dict[uuid.UUID, datetime]
 
@@ -86,12 +88,15 @@ def read_facts(session: Session, messages: Sequence[Message]) -> Facts:
     enrollment_ids = {m.enrollment_id for m in messages if m.enrollment_id is not None}
     texted = {m.lead_id for m in messages if m.channel is Channel.SMS}
     enrollments: dict[int, EnrollmentStatus] = {}
+    versions: dict[int, int] = {}
     if enrollment_ids:
-        enrollments = dict(
-            session.execute(
-                select(Enrollment.id, Enrollment.status).where(Enrollment.id.in_(enrollment_ids))
-            ).all()
-        )
+        for enrollment_id, status, version in session.execute(
+            select(Enrollment.id, Enrollment.status, Enrollment.sequence_version).where(
+                Enrollment.id.in_(enrollment_ids)
+            )
+        ):
+            enrollments[enrollment_id] = status
+            versions[enrollment_id] = version
     optin_pending: dict[uuid.UUID, datetime] = {}
     if texted:
         optin_pending = dict(
@@ -109,6 +114,7 @@ def read_facts(session: Session, messages: Sequence[Message]) -> Facts:
         pauses=pauses.active(session),
         consents=consent.current_many(session, lead_ids),
         enrollments=enrollments,
+        versions=versions,
         optin_pending=optin_pending,
     )
 
@@ -134,7 +140,7 @@ def check(
         return Proceed() if message.recipient else Skip("an alert without a recipient")
     facts = facts or read_facts(session, [message])
     verdict = _never(session, message, lead, facts, policy=policy, now=now) or _step_rules(
-        message, lead, catalog=catalog, clinic_zone=clinic_zone
+        message, lead, catalog=catalog, facts=facts, clinic_zone=clinic_zone
     )
     if verdict is not None:
         return verdict
@@ -169,12 +175,14 @@ def check(
 
 
 def _step_rules(
-    message: Message, lead: Lead, *, catalog: Catalog | None, clinic_zone: ZoneInfo
+    message: Message, lead: Lead, *, catalog: Catalog | None, facts: Facts, clinic_zone: ZoneInfo
 ) -> Skip | None:
-    """The step's own rules, read from its definition now (a fixed condition applies at once)."""
+    """The step's own rules, read now from the version the enrolment is on (a condition fixed
+    by a publish applies at once to those who move to it)."""
     if catalog is None or message.sequence_key is None:
         return None
-    step = catalog.step(message.sequence_key, message.step_key)
+    version = facts.versions.get(message.enrollment_id) if message.enrollment_id else None
+    step = catalog.step(message.sequence_key, message.step_key, version)
     return step_verdict(step, lead, clinic_zone) if step is not None else None
 
 

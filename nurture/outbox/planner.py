@@ -121,7 +121,7 @@ def enroll(
     )
     session.add(enrollment)
     session.flush()  # the id is part of every row's idempotency key
-    promoted = _promotions_of(session, sequence)
+    promoted = promotions_of(session, sequence)
     planned = (
         step_values(
             lead,
@@ -202,7 +202,7 @@ def plan_row(
     return PlannedRow(due_at, not_after, anchor_version, reason)
 
 
-def _promotions_of(session: Session, sequence: Sequence) -> Mapping[str, promotions.Promotion]:
+def promotions_of(session: Session, sequence: Sequence) -> Mapping[str, promotions.Promotion]:
     # Only a sequence with an A/B test can have a promotion: the others skip the query.
     return (
         promotions.promotions(session, sequence.key) if promotions.has_experiments(sequence) else {}
@@ -310,7 +310,7 @@ def replan_consult(
             Enrollment.lead_id == lead.id, Enrollment.status == EnrollmentStatus.ACTIVE
         )
     ):
-        sequence = catalog.by_key.get(enrollment.sequence_key)
+        sequence = catalog.version(enrollment.sequence_key, enrollment.sequence_version)
         if sequence is None:
             continue
         states.move(
@@ -341,11 +341,18 @@ def replan_consult(
         for step in sequence.steps:
             if step.anchor is not Anchor.CONSULT_AT or lead.consult_at is None:
                 continue
-            key = idempotency_key(enrollment.id, step.key, lead.consult_version)
-            if session.scalar(select(Message.id).where(Message.idempotency_key == key)) is not None:
+            planned_already = select(Message.id).where(
+                Message.enrollment_id == enrollment.id,
+                Message.step_key == step.key,
+                Message.anchor == Anchor.CONSULT_AT.value,
+                Message.anchor_version == lead.consult_version,
+            )
+            # By its columns, not its idempotency key: a row a version move planned has a key
+            # of its own (nurture.outbox.version_moves), and must count as planned too.
+            if session.scalar(planned_already.limit(1)) is not None:
                 continue  # already planned for this consult time
             if promoted is None:
-                promoted = _promotions_of(session, sequence)
+                promoted = promotions_of(session, sequence)
             if plan_step(
                 session,
                 lead,
@@ -369,14 +376,14 @@ def replan_consult(
 
 def skip_confirm_requests(session: Session, lead: Lead, *, catalog: Catalog, now: datetime) -> int:
     """The lead confirmed: the steps that would ask them to confirm are no longer needed."""
-    steps = [
+    steps = {
         (sequence.key, step.key)
-        for sequence in catalog.by_key.values()
+        for sequence in catalog.every_version()
         for step in sequence.steps
         if step.confirm_request
-    ]
+    }
     skipped = 0
-    for sequence_key, step_key in steps:
+    for sequence_key, step_key in sorted(steps):
         skipped += states.move(
             session,
             and_(
@@ -397,11 +404,13 @@ def complete_finished(session: Session, *, catalog: Catalog, now: datetime) -> i
 
     Sequences anchored on the consult stay active until an exit event: a reschedule after the
     last reminder must still find them."""
-    keys = [
+    # A key counts only if every version of it is anchored on the enrolment alone.
+    consult_anchored = {
         sequence.key
-        for sequence in catalog.by_key.values()
-        if all(step.anchor is Anchor.ENROLLED_AT for step in sequence.steps)
-    ]
+        for sequence in catalog.every_version()
+        if any(step.anchor is not Anchor.ENROLLED_AT for step in sequence.steps)
+    }
+    keys = sorted(set(catalog.by_key) - consult_anchored)
     if not keys:
         return 0
     pending = select(Message.id).where(

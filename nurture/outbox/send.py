@@ -149,6 +149,7 @@ def _look(
         log.info("messages %s are not queued any more; nothing to do", gone)
     lead_ids = {m.lead_id for m in messages}
     leads = {lead.id: lead for lead in session.scalars(select(Lead).where(Lead.id.in_(lead_ids)))}
+    catalog = path.sequences.current()  # committed and cached: a publish shows at the next look
     records: dict[tuple[Channel, str], TemplateRecord | TemplateNotFoundError] = {}
     looked: list[_Looked] = []
     settled: list[Settled | None] = []
@@ -167,7 +168,7 @@ def _look(
             policy=path.policy,
             clinic_zone=path.clinic.zone,
             now=now,
-            catalog=path.catalog,
+            catalog=catalog,
             facts=facts,
             placeholder_address=placeholder_address,
         )

@@ -14,7 +14,7 @@ from nurture.config.clinic import Clinic
 from nurture.config.policy import Policy
 from nurture.content.compose import Writer
 from nurture.outbox.throttle import SenderThrottle
-from nurture.program.sequences import Catalog
+from nurture.program.sequence_store import SequenceSource
 from nurture.transports import EmailTransport, SmsTransport
 
 # Provider calls of one batch in flight at once. The calls wait on the network, not the CPU;
@@ -30,7 +30,7 @@ ANSWER_WITHIN = timedelta(seconds=40)
 class SendPath:
     writer: Writer  # the clinic, where links point, the templates and the renderer
     policy: Policy
-    catalog: Catalog
+    sequences: SequenceSource  # the program as published now (issue 15 §1)
     email: EmailTransport
     sms: SmsTransport
     throttle: SenderThrottle | None  # the per-sender bucket for texts; None: no limit

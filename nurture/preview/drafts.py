@@ -34,7 +34,7 @@ from nurture.db.models import (
     TemplateVersion,
 )
 from nurture.preview.source_diff import DiffLine, hunks
-from nurture.program.sequences import Catalog
+from nurture.program.sequence_store import SequenceSource
 from nurture.transports import EmailTransport, OutgoingEmail, OutgoingSms, SmsTransport
 
 
@@ -43,7 +43,7 @@ class Studio:
     """What the studio's use cases need; `nurture.runtime` builds one per process."""
 
     writer: Writer
-    catalog: Catalog
+    sequences: SequenceSource
     policy: Policy
     sessions: sessionmaker[Session]
     email: EmailTransport
@@ -166,7 +166,7 @@ def source_of(studio: Studio, channel: Channel, key: str, version: int | None) -
 
 
 def main_purpose(studio: Studio, channel: Channel, key: str) -> Purpose:
-    purposes = purposes_for(studio.catalog, channel, key)
+    purposes = purposes_for(studio.sequences.current(), channel, key)
     for preferred in (Purpose.MARKETING, Purpose.OPTIN, Purpose.CARE, Purpose.ALERT):
         if preferred in purposes:
             return preferred
@@ -191,7 +191,7 @@ def preview(studio: Studio, channel: Channel, key: str, source: str, lead: Lead)
     name = f"{channel.value}/{key}"
     if channel is Channel.SMS:
         body = studio.writer.renderer.render_sms(source, context, name=name)
-        if sent_by_sequences(studio.catalog, channel, key):
+        if sent_by_sequences(studio.sequences.current(), channel, key):
             # The send path puts a sequence text's links through /r/{token}: count those.
             body = studio.writer.track_preview(body, context)
         return Preview(None, body, None, measure(body))
@@ -207,8 +207,8 @@ def lint_source(studio: Studio, channel: Channel, key: str, source: str) -> Lint
             channel,
             key,
             source,
-            purposes_for(studio.catalog, channel, key),
-            tracked=sent_by_sequences(studio.catalog, channel, key),
+            purposes_for(studio.sequences.current(), channel, key),
+            tracked=sent_by_sequences(studio.sequences.current(), channel, key),
         ),
         renderer=studio.writer.renderer,
         layouts=studio.writer.templates.email_layouts(),

@@ -173,10 +173,14 @@ class Sequence(BaseModel):
 
 
 class Catalog:
-    """All sequences, by key, as loaded and cross-checked at start-up."""
+    """The live version of every sequence, by key, and the earlier versions that enrolments
+    may still be on (an enrolment keeps the version it began with: issue 15 §1)."""
 
-    def __init__(self, sequences: Collection[Sequence]) -> None:
+    def __init__(
+        self, sequences: Collection[Sequence], *, earlier: Collection[Sequence] = ()
+    ) -> None:
         self.by_key = {sequence.key: sequence for sequence in sequences}
+        self.versions = {(s.key, s.version): s for s in (*earlier, *sequences)}
 
     def triggered_by(self, event: LifecycleEvent) -> list[Sequence]:
         return [sequence for sequence in self.by_key.values() if sequence.trigger is event]
@@ -184,22 +188,28 @@ class Catalog:
     def exited_by(self, event: LifecycleEvent) -> list[Sequence]:
         return [sequence for sequence in self.by_key.values() if event in sequence.exit_on]
 
-    def step(self, sequence_key: str, step_key: str) -> Step | None:
-        sequence = self.by_key.get(sequence_key)
+    def version(self, key: str, version: int | None) -> Sequence | None:
+        """The version an enrolment is on. When that version is not known (an enrolment that
+        began before sequences were kept in the database), the live one, as it was then."""
+        found = self.versions.get((key, version)) if version is not None else None
+        return found or self.by_key.get(key)
+
+    def every_version(self) -> list[Sequence]:
+        return list(self.versions.values())
+
+    def step(self, sequence_key: str, step_key: str, version: int | None = None) -> Step | None:
+        sequence = self.version(sequence_key, version)
         if sequence is None:
             return None
         return next((step for step in sequence.steps if step.key == step_key), None)
 
 
-def _name_steps(problems: list[ConfigProblem], path: Path) -> list[ConfigProblem]:
+def _name_steps(problems: list[ConfigProblem], data: object) -> list[ConfigProblem]:
     """'steps[2].offset: …' → "steps[2] (booking-nudge).offset: …": people know steps by key."""
-    try:
-        data = read_yaml(path).data
-        keys = [
-            step.get("key") if isinstance(step, dict) else None for step in data.get("steps", [])
-        ]
-    except (ConfigError, AttributeError):
+    steps = data.get("steps") if isinstance(data, dict) else None
+    if not isinstance(steps, list):
         return problems
+    keys = [step.get("key") if isinstance(step, dict) else None for step in steps]
     named = []
     for problem in problems:
         reason = problem.reason
@@ -215,7 +225,6 @@ def _missing_templates(
     document: YamlDocument,
     sequence: Sequence,
     templates: Collection[tuple[Channel, str]],
-    path: Path,
 ) -> list[ConfigProblem]:
     """A step (or a variant of one) naming a template its channel does not have."""
     problems = []
@@ -230,18 +239,31 @@ def _missing_templates(
         for location, key in where:
             if (step.channel, key) not in templates:
                 problem = document.problem(location, f"no {step.channel.value} template {key!r}")
-                problems.extend(_name_steps([problem], path))
+                problems.extend(_name_steps([problem], document.data))
     return problems
+
+
+def check_sequence(
+    document: YamlDocument, *, templates: Collection[tuple[Channel, str]] | None = None
+) -> Sequence:
+    """Validate one parsed file (or studio version) as a sequence; raise ConfigError listing
+    every problem with its line. ``templates``, when given, is the set of (channel, key) that
+    exist; a step naming any other template is an error."""
+    try:
+        sequence = validate(document, Sequence)
+    except ConfigError as error:
+        raise ConfigError(_name_steps(error.problems, document.data)) from None
+    if templates is not None:
+        problems = _missing_templates(document, sequence, templates)
+        if problems:
+            raise ConfigError(problems)
+    return sequence
 
 
 def load_catalog(
     directory: Path, *, templates: Collection[tuple[Channel, str]] | None = None
 ) -> Catalog:
-    """Load every ``*.yaml`` in ``directory``; raise ConfigError listing all problems.
-
-    ``templates``, when given, is the set of (channel, key) that exist; a step naming any
-    other template is an error.
-    """
+    """Load every ``*.yaml`` in ``directory``; raise ConfigError listing all problems."""
     if not directory.is_dir():
         raise ConfigError([ConfigProblem(directory, None, "sequence directory does not exist")])
     problems: list[ConfigProblem] = []
@@ -249,17 +271,15 @@ def load_catalog(
     for path in sorted(directory.glob("*.yaml")):
         try:
             document = read_yaml(path)
-            sequence = validate(document, Sequence)
+            sequence = check_sequence(document, templates=templates)
         except ConfigError as error:
-            problems.extend(_name_steps(error.problems, path))
+            problems.extend(error.problems)
             continue
         if sequence.key in loaded:
             other = loaded[sequence.key][0].path
             problems.append(document.problem(("key",), f"{sequence.key!r} is also used by {other}"))
             continue
         loaded[sequence.key] = (document, sequence)
-        if templates is not None:
-            problems.extend(_missing_templates(document, sequence, templates, path))
     if problems:
         raise ConfigError(problems)
     return Catalog([sequence for _, sequence in loaded.values()])

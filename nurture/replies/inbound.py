@@ -447,10 +447,15 @@ def _confirmation_pending(session: Session, lead: Lead, catalog: Catalog, now: d
     if lead.consult_confirmed_at is not None:
         return True
     steps = [
-        and_(Message.sequence_key == sequence.key, Message.step_key == step.key)
-        for sequence in catalog.by_key.values()
-        for step in sequence.steps
-        if step.confirm_request
+        and_(Message.sequence_key == sequence_key, Message.step_key == step_key)
+        for sequence_key, step_key in sorted(
+            {
+                (sequence.key, step.key)
+                for sequence in catalog.every_version()
+                for step in sequence.steps
+                if step.confirm_request
+            }
+        )
     ]
     if not steps:
         return False

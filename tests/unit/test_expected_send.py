@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from nurture.config.policy import load_policy
 from nurture.db.models import Channel, Lead, LeadStage, Message, MessageStatus, Purpose
-from nurture.leads.story import expected_send
+from nurture.outbox.expected_send import expected_send
 
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "config")
 BOISE = ZoneInfo("America/Boise")
