@@ -483,3 +483,37 @@ def test_apply_event_enrols_on_the_published_version(services: Services) -> None
         )
     with services.sessions() as session:
         assert session.scalars(select(Enrollment.sequence_version)).all() == [version]
+
+
+def test_a_publish_in_another_process_is_seen_and_a_rolled_back_one_is_not(
+    services: Services, settings: Any
+) -> None:
+    from nurture.runtime import build_services
+
+    sync(services)
+    assert services.catalog.by_key[KEY].version == 1  # read, and kept
+    studio = build_services(settings)  # the web process, say; `services` is a worker
+    try:
+        publish_data(studio, with_steps(live_data(studio), NEW_STEP))
+    finally:
+        studio.close()
+    assert services.catalog.by_key[KEY].version == 2
+    with services.sessions.begin() as session:
+        draft = sequence_store.save_draft(
+            session,
+            KEY,
+            sequence_store.to_source(live_data(services)),
+            author="m",
+            now=clock.utcnow(),
+        )
+        sequence_store.publish(
+            session,
+            KEY,
+            draft.version,
+            templates=services.templates.available(),
+            author="m",
+            now=clock.utcnow(),
+        )
+        assert services.sequences.current(session).by_key[KEY].version == draft.version
+        session.rollback()
+    assert services.catalog.by_key[KEY].version == 2
