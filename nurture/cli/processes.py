@@ -60,11 +60,7 @@ def sync_templates(settings: Settings, *, force: bool, quiet: bool) -> None:
             )
     finally:
         services.close()
-    changed = [line for line in lines if line.outcome != "unchanged"]
-    for line in lines if not quiet else changed:
-        click.echo(f"templates: {line}")
-    if quiet and not changed:
-        click.echo(f"templates: {len(lines)} unchanged")
+    _report("templates", [(str(line), line.outcome) for line in lines], quiet=quiet)
 
 
 def sync_sequences(settings: Settings, *, force: bool, quiet: bool) -> None:
@@ -84,11 +80,16 @@ def sync_sequences(settings: Settings, *, force: bool, quiet: bool) -> None:
             )
     finally:
         services.close()
-    changed = [line for line in lines if line.outcome != "unchanged"]
-    for line in lines if not quiet else changed:
-        click.echo(f"sequences: {line}")
+    _report("sequences", [(str(line), line.outcome) for line in lines], quiet=quiet)
+
+
+def _report(what: str, lines: list[tuple[str, str]], *, quiet: bool) -> None:
+    """A sync's lines; ``quiet`` (db upgrade, make run): only what changed, or a count."""
+    changed = [text for text, outcome in lines if outcome != "unchanged"]
+    for text in [text for text, _ in lines] if not quiet else changed:
+        click.echo(f"{what}: {text}")
     if quiet and not changed:
-        click.echo(f"sequences: {len(lines)} unchanged")
+        click.echo(f"{what}: {len(lines)} unchanged")
 
 
 @cli.command()

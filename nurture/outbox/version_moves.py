@@ -125,21 +125,23 @@ def plan_move(
 ) -> MovePlan:
     """What moving every active enrolment of ``new.key`` onto ``new`` would change. Reads
     only; renders nothing."""
-    listed: list[EnrolmentChange] = []
-    changed = 0
     work = _work(session, new, policy=policy, clinic_zone=clinic_zone, now=now)
-    for enrolment, lead, changes, _ in work:
-        if not changes:
-            continue
-        changed += 1
-        if limit is None or len(listed) < limit:
-            listed.append(_described(enrolment, lead, changes, clinic_zone))
+    return _summary(new, work, clinic_zone, limit=limit)
+
+
+def _summary(
+    new: Sequence, work: list[_Work], clinic_zone: ZoneInfo, *, limit: int | None
+) -> MovePlan:
+    changing = [(enrolment, lead, changes) for enrolment, lead, changes, _ in work if changes]
     return MovePlan(
         key=new.key,
         to_version=new.version,
         active=len(work),
-        enrolments=tuple(listed),
-        changed=changed,
+        enrolments=tuple(
+            _described(enrolment, lead, changes, clinic_zone)
+            for enrolment, lead, changes in changing[:limit]
+        ),
+        changed=len(changing),
     )
 
 
@@ -155,9 +157,8 @@ def apply_move(
 ) -> MovePlan:
     """Move every active enrolment of ``new.key`` onto ``new``, in the caller's transaction
     (the one that publishes ``new``); audited per enrolment as ``enrollment.moved``."""
-    listed: list[EnrolmentChange] = []
-    changed = 0
     work = _work(session, new, policy=policy, clinic_zone=clinic_zone, now=now)
+    summary = _summary(new, work, clinic_zone, limit=PREVIEW_LEADS)  # as it was before
     reason = f"{new.key} version {new.version} was published and this enrolment moved to it"
     for enrolment, lead, changes, planned in work:
         from_version = enrolment.sequence_version
@@ -180,10 +181,6 @@ def apply_move(
         if rows:
             session.execute(insert(planner.MESSAGES), rows)
         enrolment.sequence_version = new.version
-        if changes:
-            changed += 1
-            if len(listed) < PREVIEW_LEADS:
-                listed.append(_described(enrolment, lead, changes, clinic_zone))
         audit.record(
             session,
             actor=actor,
@@ -198,13 +195,7 @@ def apply_move(
             },
         )
     session.flush()
-    return MovePlan(
-        key=new.key,
-        to_version=new.version,
-        active=len(work),
-        enrolments=tuple(listed),
-        changed=changed,
-    )
+    return summary
 
 
 @dataclass(frozen=True)
