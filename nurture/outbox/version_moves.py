@@ -44,7 +44,7 @@ from nurture.db.models import (
 from nurture.outbox import planner, promotions, states
 from nurture.outbox.expected_send import expected_send
 from nurture.program import sequence_store, windows
-from nurture.program.sequences import Catalog, Sequence
+from nurture.program.sequences import Sequence
 
 # What a move reads of each message: what planning and the expected send time look at.
 PLANNING_COLUMNS = (
@@ -115,7 +115,6 @@ class MovePlan:
 
 def plan_move(
     session: Session,
-    catalog: Catalog,
     new: Sequence,
     *,
     policy: Policy,
@@ -147,7 +146,6 @@ def _summary(
 
 def apply_move(
     session: Session,
-    catalog: Catalog,
     new: Sequence,
     *,
     policy: Policy,
@@ -228,7 +226,7 @@ def publish_version(
     live = sequence_store.published(session, key)
     if reviewed is not None and (live.version if live else 0) != reviewed:
         raise StaleReviewError(
-            f"{key} changed since you looked: version "
+            f"{key} changed since your review: version "
             f"{live.version if live else 'none'} is live now, not {reviewed}; review again"
         )
     row = sequence_store.publish(
@@ -244,9 +242,7 @@ def publish_version(
     if not move:
         return Published(row.version, None)
     new = sequence_store.parse(row.source, key, row.version, templates=None)
-    moved = apply_move(
-        session, Catalog([new]), new, policy=policy, clinic_zone=clinic_zone, now=now, actor=actor
-    )
+    moved = apply_move(session, new, policy=policy, clinic_zone=clinic_zone, now=now, actor=actor)
     return Published(row.version, moved)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from nurture import clock, staff
 from nurture.content import template_store
 from nurture.db.models import AuditEvent, Channel, InboundClass, InboundMessage, Message, StaffUser
+from nurture.program import sequence_store
 from nurture.runtime import Services
 from nurture.web import admin, create_app
 from tests.support.factories import sign_up
@@ -24,6 +25,10 @@ PASSWORD = "a long and careful passphrase"
 ROLES = ("marketing", "ops", "admin")
 AREAS = {
     "/admin/templates": "templates",
+    # Editing and publishing sequences: marketing and admins; ops may look (issue 15 §1).
+    "/admin/sequences/{key}/edit": "sequence-editing",
+    "/admin/sequences/{key}/drafts": "sequence-editing",
+    "/admin/sequences/{key}/versions": "sequence-editing",
     "/admin/sequences": "sequences",
     "/admin/leads/reach": "reach",  # before /admin/leads: the first prefix that matches wins
     "/admin/leads": "leads",
@@ -37,9 +42,19 @@ ANY_STAFF = {"/admin/", "/admin/logout"}
 # "Staff UI"): marketing writes templates and reads sequences; ops run the console, leads and
 # inbox and read sequences; admin everything, and alone manages users.
 MAY_OPEN = {
-    "marketing": {"templates", "sequences", "reach", "funnel"},
+    "marketing": {"templates", "sequences", "sequence-editing", "reach", "funnel"},
     "ops": {"ops", "leads", "inbox", "sequences"},
-    "admin": {"templates", "sequences", "ops", "leads", "inbox", "users", "reach", "funnel"},
+    "admin": {
+        "templates",
+        "sequences",
+        "sequence-editing",
+        "ops",
+        "leads",
+        "inbox",
+        "users",
+        "reach",
+        "funnel",
+    },
 }
 
 
@@ -121,6 +136,23 @@ def concrete_routes(client: TestClient, services: Services) -> list[tuple[str, s
             author="test",
             now=clock.utcnow(),
         ).version
+        # The test program's sequence imported (version 1, live) and a valid draft of it, for
+        # the sequence studio's review and delete pages.
+        sequence_store.sync(
+            session,
+            services.settings.config_dir / "sequences",
+            templates=services.templates.available(),
+            now=clock.utcnow(),
+        )
+        live_sequence = sequence_store.published(session, "basic-nurture")
+        assert live_sequence is not None
+        sequence_draft = sequence_store.save_draft(
+            session,
+            "basic-nurture",
+            live_sequence.source.replace("name: ", "name: Edited ", 1),
+            author="test",
+            now=clock.utcnow(),
+        ).version
     values = {
         "channel": "sms",
         "lead_id": str(lead_id),
@@ -128,6 +160,7 @@ def concrete_routes(client: TestClient, services: Services) -> list[tuple[str, s
         "user_id": str(user_id),
         "message_id": str(message_id),
         "version": str(draft),
+        "number": str(sequence_draft),
     }
     routes: list[tuple[str, str, str]] = []
     for path, operations in admin_paths().items():

@@ -163,12 +163,8 @@ def test_a_publish_reaches_the_next_signup_without_a_restart(services: Services)
     assert "day-one-note" in step_keys(services, after)
     assert "day-one-note" not in step_keys(services, before)  # kept on version 1
     with services.sessions() as session:
-        versions = {
-            lead: version
-            for lead, version in session.execute(
-                select(Enrollment.lead_id, Enrollment.sequence_version)
-            )
-        }
+        rows = session.execute(select(Enrollment.lead_id, Enrollment.sequence_version))
+        versions = {lead: version for lead, version in rows}  # noqa: C416 - rows, not pairs
     assert versions == {before: 1, after: 2}
 
 
@@ -204,8 +200,9 @@ def test_the_gates_read_a_steps_rules_from_the_version_the_enrolment_is_on(
             )
             verdicts[lead_id] = verdict
     assert not isinstance(verdicts[kept], gates.Skip)
-    assert isinstance(verdicts[moved_on], gates.Skip)
-    assert "condition not met" in verdicts[moved_on].reason
+    skipped = verdicts[moved_on]
+    assert isinstance(skipped, gates.Skip)
+    assert "condition not met" in skipped.reason
 
 
 def test_publishing_an_invalid_version_is_refused_and_changes_nothing(services: Services) -> None:
@@ -289,7 +286,6 @@ def plan(services: Services, new: Sequence) -> version_moves.MovePlan:
     with services.sessions() as session:
         return version_moves.plan_move(
             session,
-            services.catalog,
             new,
             policy=services.policy,
             clinic_zone=services.clinic.zone,
@@ -301,7 +297,6 @@ def move(services: Services, new: Sequence) -> version_moves.MovePlan:
     with services.sessions.begin() as session:
         return version_moves.apply_move(
             session,
-            services.sequences.current(session),
             new,
             policy=services.policy,
             clinic_zone=services.clinic.zone,

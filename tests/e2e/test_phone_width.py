@@ -17,6 +17,8 @@ PAGES = [
     "/admin/templates",
     "/admin/templates/email/welcome",
     "/admin/sequences",
+    "/admin/sequences/consult-nurture/edit",
+    "/admin/sequences/consult-nurture/history",
     "/admin/leads",
     "/admin/leads/uncontacted",
     "/admin/leads/reach",

@@ -10,13 +10,23 @@ from nurture.web.admin import (
     inbox,
     leads_pages,
     ops_pages,
+    sequence_editor,
     sequences_pages,
     studio,
     users_pages,
 )
 
 router = APIRouter(prefix="/admin")
-for module in (account, studio, sequences_pages, leads_pages, inbox, users_pages, ops_pages):
+for module in (
+    account,
+    studio,
+    sequence_editor,
+    sequences_pages,
+    leads_pages,
+    inbox,
+    users_pages,
+    ops_pages,
+):
     router.include_router(module.router)
 router.include_router(funnel_pages.router)
 

@@ -4,6 +4,7 @@ the send window that applies, and a simulation for a sample lead."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
@@ -12,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from nurture import clock
 from nurture.config.durations import format_duration
+from nurture.config.yamlconf import ConfigError
 from nurture.content.staff_time import (
     LocalTimeError,
     days_later_at,
@@ -20,9 +22,10 @@ from nurture.content.staff_time import (
     parse_local_input,
     utc_text,
 )
-from nurture.db.models import StaffRole
+from nurture.db.models import StaffRole, TemplateState
 from nurture.preview import experiment_results, sequence_overview
 from nurture.preview.simulation import simulate
+from nurture.program import sequence_store
 from nurture.program.sequences import Sequence
 from nurture.runtime import Services
 from nurture.web.admin.auth import SequencesStaff, Staff, check_csrf
@@ -62,8 +65,14 @@ def show(
     sample: str | None = None,
     start: str | None = None,
     consult: str | None = None,
+    version: int | None = None,
+    published: int | None = None,
+    moved: int | None = None,
 ) -> HTMLResponse:
-    sequence = _sequence(services, key)
+    """The live version, or with ``?version=N`` any stored one (a draft's timeline and
+    simulation, marked as not live)."""
+    shown, stored = _shown(services, key, version)
+    sequence = shown
     label, lead = sequence_overview.sample_for(sample, sequence)
     # A sample lead's zone is its own, chosen for the sample (on purpose, as a person's is).
     zone = ZoneInfo(lead.timezone) if lead.timezone else services.clinic.zone
@@ -134,9 +143,52 @@ def show(
             "probability": experiment_results.format_probability,
             "errors": errors,
             "utc": utc_text,
+            "shown_row": stored["shown"],
+            "live_row": stored["live"],
+            "newer_draft": stored["newer"],
+            "may_edit": _may_promote(who),
+            **({"notice": _published_notice(published, moved)} if published else {}),
         },
         status_code=422 if errors else 200,
     )
+
+
+def _published_notice(published: int, moved: int | None) -> str:
+    text = f"Published version {published}."
+    if moved is not None:
+        text += f" {moved} active enrolment{'' if moved == 1 else 's'} moved to it."
+    return text
+
+
+def _shown(services: Services, key: str, version: int | None) -> tuple[Sequence, dict[str, Any]]:
+    """The sequence to show (the live one, or version ``version``) and the stored rows the
+    page links to: the one shown, the live one, the newest draft newer than live."""
+    with services.read_sessions() as session:
+        history = sequence_store.versions(session, key)
+    live = next((v for v in history if v.state is TemplateState.PUBLISHED), None)
+    newer = next(
+        (
+            v
+            for v in history
+            if v.state is TemplateState.DRAFT and (live is None or v.version > live.version)
+        ),
+        None,
+    )
+    rows: dict[str, Any] = {"shown": None, "live": live, "newer": newer}
+    if version is None:
+        return _sequence(services, key), rows
+    row = next((v for v in history if v.version == version), None)
+    if row is None:
+        raise HTTPException(404, f"sequence {key[:64]} has no version {version}")
+    try:
+        sequence = sequence_store.parse(row.source, key, row.version, templates=None)
+    except ConfigError as error:
+        reasons = "; ".join(p.reason for p in error.problems[:10])
+        raise HTTPException(
+            422, f"version {version} has problems, so it cannot be simulated: {reasons}"
+        ) from None
+    rows["shown"] = row
+    return sequence, rows
 
 
 @router.post("/{key}/steps/{step_key}/promote")
