@@ -25,6 +25,7 @@ that asks for it.
 
   scheduled, queued ── withdrawals (an opt-out), planner (exit, reschedule) ──► cancelled
   scheduled, queued ── planner (no longer needed) ─────────────────────────► skipped
+  scheduled ── version_moves (its step changed or went in a new version) ──► cancelled
   unknown ── ops.console: resend ─► scheduled      failed, undelivered ── ops: retry ─► scheduled
   scheduled ── ops.console: skip overdue (a pause ended with "skip") ──────► skipped
 ```

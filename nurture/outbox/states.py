@@ -72,6 +72,9 @@ ARROWS: tuple[Arrow, ...] = (
     _arrow("ops: skip overdue", [S.SCHEDULED], S.SKIPPED),  # a pause ended with "skip"
     _arrow("staff: cancel", PENDING, S.CANCELLED),  # the lead page: this one message, not sent
     _arrow("staff: send now", [S.SCHEDULED], S.SCHEDULED),  # due now; the claim and gates follow
+    # A publish moved the enrolment to a new version, where this step changed or went; the
+    # replacement is planned only when this move happened (never for a row already queued).
+    _arrow("version move: replaced", [S.SCHEDULED], S.CANCELLED),
 )
 
 

@@ -14,7 +14,10 @@ the next free number.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 import threading
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -126,6 +129,7 @@ def publish(
     live = lines.publish(session, version, author=author, now=now)
     if before is not None and before.id == live.id:
         return live
+    _published_here()
     audit.record(
         session,
         actor=author,
@@ -260,27 +264,61 @@ def generation(session: Session) -> tuple[int, int, datetime | None]:
     return (row[0] or 0, row[1] or 0, row[2])
 
 
+# How long a process trusts the catalog it read before asking the database whether another
+# process published: a publish from the web process reaches a worker's next look within this.
+# A publish in this process is seen at once. Asking on every look cost a sign-up a quarter of
+# its throughput (docs/benchmarks.md).
+RECHECK_SECONDS = 2.0
+# Bumped by every publish in this process, so its own next look re-reads at once.
+_publishes_here = itertools.count()
+_last_publish_here = 0
+
+
+def _published_here() -> None:
+    global _last_publish_here
+    _last_publish_here = next(_publishes_here) + 1
+
+
 class SequenceSource:
     """The catalog as published now, for every process: what the studio publishes reaches the
     next enrolment without a restart. Re-read only when a publish happened since the last look
-    (one small query per look)."""
+    (a small query tells, asked at most every RECHECK_SECONDS unless this process published)."""
 
-    def __init__(self, read_sessions: sessionmaker[Session], files: Catalog) -> None:
+    def __init__(
+        self,
+        read_sessions: sessionmaker[Session],
+        files: Catalog,
+        *,
+        recheck: float = RECHECK_SECONDS,
+    ) -> None:
         # Read-only sessions: on SQLite they take no write lock, so a look from inside another
         # transaction (a handler that writes) does not wait for that transaction's own lock.
         self.read_sessions = read_sessions
         self.files = files
+        self.recheck = recheck
         self._lock = threading.Lock()
         self._cached: tuple[tuple[int, int, datetime | None], Catalog] | None = None
+        self._checked: tuple[float, int] = (-math.inf, 0)  # when asked, and the local mark then
 
     def current(self, session: Session | None = None) -> Catalog:
         """The published catalog. Pass the caller's session inside a transaction that may have
-        published: it then sees its own publish. Only what was read outside one (committed)
-        is cached, so a publish rolled back never lingers."""
+        published: it then sees its own publish, read exactly. Only what was read outside one
+        (committed) is cached, so a publish rolled back never lingers."""
         if session is not None:
             return self._read(session, keep=False)
+        asked_at, mark = self._checked
+        cached = self._cached
+        if (
+            cached is not None
+            and mark == _last_publish_here
+            and time.monotonic() - asked_at < self.recheck
+        ):
+            return cached[1]
+        mark = _last_publish_here  # before reading: a publish meanwhile makes the next look ask
         with self.read_sessions() as own:
-            return self._read(own, keep=True)
+            catalog = self._read(own, keep=True)
+        self._checked = (time.monotonic(), mark)
+        return catalog
 
     def _read(self, session: Session, *, keep: bool) -> Catalog:
         seen = generation(session)
