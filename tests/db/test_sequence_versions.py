@@ -14,6 +14,7 @@ import pytest
 import yaml
 from freezegun import freeze_time
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from nurture import clock
 from nurture.config.yamlconf import ConfigError
@@ -34,6 +35,7 @@ from nurture.runtime import Services
 from tests.support.factories import messages_of, sign_up
 
 KEY = "basic-nurture"
+AUTHOR = "m@clinic.example"
 FOLLOW_UP_DUE = datetime(2026, 3, 5, 18, 0, tzinfo=UTC)  # sign-up (frozen 18:00 UTC) + 2d
 
 
@@ -63,26 +65,33 @@ def live_data(services: Services) -> dict[str, Any]:
         return data
 
 
+def save(session: Session, data: dict[str, Any]) -> int:
+    """Save ``data`` as a draft, as the studio does; its version number."""
+    draft = sequence_store.save_draft(
+        session, KEY, sequence_store.to_source(data), author=AUTHOR, now=clock.utcnow()
+    )
+    return draft.version
+
+
+def publish(session: Session, services: Services, version: int, **options: Any) -> int:
+    """Publish ``version`` as the studio does; the live version's number (a copy's, for an
+    older one)."""
+    live = sequence_store.publish(
+        session,
+        KEY,
+        version,
+        templates=services.templates.available(),
+        author=AUTHOR,
+        now=clock.utcnow(),
+        **options,
+    )
+    return live.version
+
+
 def publish_data(services: Services, data: dict[str, Any], **options: Any) -> int:
-    """Save ``data`` as a draft and publish it, as the studio does; the new version's number."""
+    """Save ``data`` as a draft and publish it; the new version's number."""
     with services.sessions.begin() as session:
-        draft = sequence_store.save_draft(
-            session,
-            KEY,
-            sequence_store.to_source(data),
-            author="m@clinic.example",
-            now=clock.utcnow(),
-        )
-        live = sequence_store.publish(
-            session,
-            KEY,
-            draft.version,
-            templates=services.templates.available(),
-            author="m@clinic.example",
-            now=clock.utcnow(),
-            **options,
-        )
-        return live.version
+        return publish(session, services, save(session, data), **options)
 
 
 def with_steps(data: dict[str, Any], *steps: dict[str, Any]) -> dict[str, Any]:
@@ -209,23 +218,14 @@ def test_publishing_an_invalid_version_is_refused_and_changes_nothing(services: 
     sync(services)
     broken = with_steps(live_data(services), {**NEW_STEP, "template": "nope"})
     with services.sessions.begin() as session:
-        draft = sequence_store.save_draft(
-            session, KEY, sequence_store.to_source(broken), author="m", now=clock.utcnow()
-        )
+        draft = save(session, broken)
     with pytest.raises(ConfigError) as refused, services.sessions.begin() as session:
-        sequence_store.publish(
-            session,
-            KEY,
-            draft.version,
-            templates=services.templates.available(),
-            author="m",
-            now=clock.utcnow(),
-        )
+        publish(session, services, draft)
     reasons = [problem.reason for problem in refused.value.problems]
     assert reasons == ["steps[3] (day-one-note).template: no email template 'nope'"]
     with services.sessions() as session:
         assert sequence_store.published(session, KEY).version == 1  # type: ignore[union-attr]
-        assert sequence_store.get_version(session, KEY, draft.version).state is TemplateState.DRAFT  # type: ignore[union-attr]
+        assert sequence_store.get_version(session, KEY, draft).state is TemplateState.DRAFT  # type: ignore[union-attr]
 
 
 def test_a_key_cannot_change_and_a_deleted_draft_cannot_be_published(services: Services) -> None:
@@ -238,23 +238,10 @@ def test_a_key_cannot_change_and_a_deleted_draft_cannot_be_published(services: S
         "key: this is sequence 'basic-nurture'; a key cannot change (add a file for a new one)"
     ]
     with services.sessions.begin() as session:
-        draft = sequence_store.save_draft(
-            session,
-            KEY,
-            sequence_store.to_source(live_data(services)),
-            author="m",
-            now=clock.utcnow(),
-        )
-        sequence_store.delete_draft(session, KEY, draft.version, author="m")
+        draft = save(session, live_data(services))
+        sequence_store.delete_draft(session, KEY, draft, author=AUTHOR)
     with pytest.raises(VersionStateError, match="deleted draft"), services.sessions.begin() as s:
-        sequence_store.publish(
-            s,
-            KEY,
-            draft.version,
-            templates=services.templates.available(),
-            author="m",
-            now=clock.utcnow(),
-        )
+        publish(s, services, draft)
 
 
 def test_a_rollback_publishes_a_copy_and_the_next_lead_gets_the_old_steps(
@@ -263,14 +250,8 @@ def test_a_rollback_publishes_a_copy_and_the_next_lead_gets_the_old_steps(
     sync(services)
     publish_data(services, with_steps(live_data(services), NEW_STEP))
     with services.sessions.begin() as session:
-        back = sequence_store.publish(
-            session,
-            KEY,
-            1,
-            templates=services.templates.available(),
-            author="m",
-            now=clock.utcnow(),
-        )
+        back = sequence_store.get_version(session, KEY, publish(session, services, 1))
+        assert back is not None
     assert back.version == 3 and back.note == "rollback to version 1"
     lead_id = sign_up(services)
     assert "day-one-note" not in step_keys(services, lead_id)
@@ -500,21 +481,7 @@ def test_a_publish_in_another_process_is_seen_within_the_recheck_and_a_rolled_ba
         frozen.tick(timedelta(seconds=sequence_store.RECHECK_SECONDS + 0.1))
         assert services.catalog.by_key[KEY].version == 2
     with services.sessions.begin() as session:
-        draft = sequence_store.save_draft(
-            session,
-            KEY,
-            sequence_store.to_source(live_data(services)),
-            author="m",
-            now=clock.utcnow(),
-        )
-        sequence_store.publish(
-            session,
-            KEY,
-            draft.version,
-            templates=services.templates.available(),
-            author="m",
-            now=clock.utcnow(),
-        )
-        assert services.sequences.current(session).by_key[KEY].version == draft.version
+        draft = publish(session, services, save(session, live_data(services)))
+        assert services.sequences.current(session).by_key[KEY].version == draft
         session.rollback()
     assert services.catalog.by_key[KEY].version == 2  # a publish here: asked again at once
