@@ -25,8 +25,15 @@ PORT ?= 8000
 run: $(VENV)/.installed-run  ## web + worker + beat on SQLite, messages to var/outbox/ (PORT=8000)
 	$(BIN)/nurture run --port $(PORT)
 
+# The whole suite on two cores: the tests that start no process (unit, and the database tests
+# on both backends) in TEST_JOBS pytest processes side by side, then the ones that start
+# servers, workers and Chromium one at a time (they wait on their own processes, and sharing the
+# cores with another shard would only make their timeouts tighter). -m slow and -m "not slow"
+# together are every test.
+TEST_JOBS ?= 2
 test: $(VENV)/.installed-dev chromium dovecot  ## the whole suite (PostgreSQL and Redis on loopback)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m tests.support.shard $(TEST_JOBS) -m "not slow"
+	$(BIN)/python -m pytest -m slow
 
 # The edit loop: unit tests and the database tests on SQLite, no PostgreSQL, no real processes,
 # no Chromium (tests/conftest.py marks tests by what they need). Redis-backed tests stay in: a
