@@ -27,7 +27,7 @@ import yaml
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture.config.yamlconf import ConfigError, ConfigProblem, parse_yaml, read_yaml
+from nurture.config.yamlconf import ConfigError, ConfigProblem, parse_yaml
 from nurture.db import audit
 from nurture.db.models import Channel, SequenceVersion, TemplateState
 from nurture.db.versioning import Lineage
@@ -187,7 +187,7 @@ def sync(
     for path in sorted(directory.glob("*.yaml")):
         source = path.read_text(encoding="utf-8")
         try:
-            sequence = check_sequence(read_yaml(path), templates=templates)
+            sequence = check_sequence(parse_yaml(source, path), templates=templates)
         except ConfigError as error:
             lines.append(SyncLine(path.stem, f"not imported: {error}"))
             continue
