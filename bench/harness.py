@@ -268,3 +268,52 @@ def explain(services: Services, sql: str, params: dict[str, Any]) -> str:
 
 def seconds(delta: timedelta) -> float:
     return delta.total_seconds()
+
+
+def _named_cpu(name: str) -> float:
+    """CPU time of every process called ``name``, with the children each has reaped (a
+    PostgreSQL backend that exited is counted in its postmaster)."""
+    total = 0.0
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] != name:
+            continue
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+@dataclass
+class Census:
+    """Where the machine's CPU goes during a measurement: the process under test, and what
+    shares the cores with it (PostgreSQL, Redis, this harness with its stand-ins and client).
+    A ratio that falls short of a target is either our code or the machine: this says which."""
+
+    pid: int
+    size: int
+    _start: dict[str, float] | None = None
+
+    def _now(self) -> dict[str, float]:
+        own = psutil.Process().cpu_times()
+        return {
+            "measured": cpu_seconds(self.pid),
+            "postgresql": _named_cpu("postgres"),
+            "redis": _named_cpu("redis-server"),
+            "harness": own.user + own.system,
+        }
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def ms_each(self) -> dict[str, float]:
+        """CPU milliseconds per item (message, sign-up) for each part, since start()."""
+        assert self._start is not None, "start() the census first"
+        end = self._now()
+        return {part: round(1000 * (end[part] - self._start[part]) / self.size, 2) for part in end}
+
+
+def cores_needed(ms_each: dict[str, float], rate: float) -> float:
+    """The cores every part together would use at ``rate`` items a second."""
+    return round(sum(ms_each.values()) * rate / 1000, 2)

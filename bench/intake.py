@@ -4,6 +4,7 @@ against a bare FastAPI endpoint doing one INSERT, in the same run."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import httpx2 as httpx
 import yaml
 
-from bench.harness import environment
+from bench.harness import Census, cores_needed, environment
 from nurture.config.clinic import load_disclosures
 from tests.conftest import REPO
 from tests.support.processes import Process, child_env, free_port, python_argv
@@ -90,19 +91,25 @@ def run(count: int = 2000, concurrency: int = 16) -> dict[str, Any]:
             env.directory / "logs",
             bare_port,
         )
+        bare_census = Census(bare.popen.pid, count)
+        bare_census.start()
         try:
             bare_rate = asyncio.run(
                 _hammer(f"http://127.0.0.1:{bare_port}/api/v1/signups", count, concurrency, version)
             )
+            bare_shares = bare_census.ms_each()
         finally:
             bare.stop()
         env.stack.extra_env.update(
             {"NURTURE_CONFIG_DIR": str(config), "NURTURE_LOG_LEVEL": "WARNING"}
         )
-        env.stack.web()
+        web = env.stack.web()
+        census = Census(web.popen.pid, count)
+        census.start()
         ours = asyncio.run(
             _hammer(f"{env.stack.public_url}/api/v1/signups", count, concurrency, version)
         )
+        shares = census.ms_each()
     return {
         "name": "intake",
         "requests": count,
@@ -112,4 +119,10 @@ def run(count: int = 2000, concurrency: int = 16) -> dict[str, Any]:
         "ratio": round(ours / bare_rate, 3),
         "target": ">= 0.5",
         "met": ours / bare_rate >= 0.5,
+        # CPU ms a sign-up of the web process ("measured"), PostgreSQL, Redis and this harness
+        # (the HTTP client), and the cores all of it would need at the target rate.
+        "census_ms_per_signup": shares,
+        "bare_census_ms_per_signup": bare_shares,
+        "cores_needed_at_target": cores_needed(shares, 0.5 * bare_rate),
+        "cores": os.cpu_count(),
     }

@@ -51,6 +51,16 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
         assert 0 <= late["p50"] <= late["p95"] <= late["p99"] <= late["max"] < 300, (name, late)
         assert 0 <= late["mean"] <= late["max"], (name, late)
     assert figures["intake"]["bare_fastapi_per_s"] > 0 and figures["intake"]["nurture_per_s"] > 0
+    # The CPU census saw the process under test and PostgreSQL work, and says what the target
+    # would cost the machine; a census reading nothing (a wrong pid or process name) is 0.
+    for name, census in (
+        ("send_rate", "census_ms_per_message"),
+        ("intake", "census_ms_per_signup"),
+    ):
+        shares = figures[name][census]
+        assert set(shares) == {"measured", "postgresql", "redis", "harness"}, shares
+        assert shares["measured"] > 0 and shares["postgresql"] > 0, shares
+        assert figures[name]["cores_needed_at_target"] > 0
     assert set(figures["memory"]["rss_mib"]) == {"20", "60"}
     # The embedded run really sent something, and every process measures above a bare Python.
     embedded = figures["embedded_memory"]
