@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.generator import BytesGenerator
 from email.message import EmailMessage
-from email.utils import getaddresses
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -28,6 +27,7 @@ from nurture.transports import (
     OutgoingEmail,
     PermanentDeliveryError,
     TransientDeliveryError,
+    header_text,
 )
 from nurture.transports.email_message import build_mime
 
@@ -210,20 +210,24 @@ class SmtpTransport:
 
     def send(self, email: OutgoingEmail) -> str:
         mime = build_mime(email, sender=self.sender, reply_to=self.reply_to)
+        message_id = str(mime["Message-ID"])
+        raw = self._wire_bytes(mime)
+        # The envelope is what the headers say (build_mime checked both addresses).
+        envelope = (header_text.address_of(self.sender), [header_text.address(email.to)])
         smtp = self._take_idle()
         try:
             if smtp is None:
                 smtp = self._connect()
-                self._hand_over(smtp, mime)
+                self._hand_over(smtp, envelope, raw)
             else:
                 try:
-                    self._hand_over(smtp, mime)
+                    self._hand_over(smtp, envelope, raw)
                 except (smtplib.SMTPServerDisconnected, ConnectionError):
                     # The server closed an idle connection: one fresh connection, then it counts.
                     _drop(smtp)
                     smtp = None
                     smtp = self._connect()
-                    self._hand_over(smtp, mime)
+                    self._hand_over(smtp, envelope, raw)
         except smtplib.SMTPRecipientsRefused as error:
             self._give_back(smtp)  # smtplib reset the conversation: the connection is good
             code, text = next(iter(error.recipients.values()))
@@ -239,20 +243,23 @@ class SmtpTransport:
             _drop(smtp)
             raise TransientDeliveryError(f"SMTP unavailable: {error}", code="smtp-io") from None
         self._give_back(smtp)
-        return str(mime["Message-ID"])
+        return message_id
 
-    def _hand_over(self, smtp: smtplib.SMTP, mime: EmailMessage) -> None:
-        if self.dkim_signer is None:
-            smtp.send_message(mime)
-            return
-        # Signed bytes must reach the server as they are: serialise once, as send_message
-        # would, sign that, and send exactly it. Addresses are plain ASCII (header_text).
+    def _wire_bytes(self, mime: EmailMessage) -> bytes:
+        """The message as it goes on the wire, DKIM-signed when a key is set: serialised once,
+        as ``send_message`` would (CRLF), so a signature covers exactly the bytes sent and a
+        second connection after a dropped one sends the same bytes without building them
+        again. Addresses are plain ASCII (header_text), so SMTPUTF8 is never needed."""
         buffer = io.BytesIO()
         BytesGenerator(buffer, policy=mime.policy).flatten(mime, linesep="\r\n")
         raw = buffer.getvalue()
-        sender = getaddresses([str(mime["From"])])[0][1]
-        recipients = [a for _, a in getaddresses([str(v) for v in mime.get_all("To", [])])]
-        smtp.sendmail(sender, recipients, self.dkim_signer.signature(raw) + raw)
+        if self.dkim_signer is None:
+            return raw
+        return self.dkim_signer.signature(raw) + raw
+
+    def _hand_over(self, smtp: smtplib.SMTP, envelope: tuple[str, list[str]], raw: bytes) -> None:
+        sender, recipients = envelope
+        smtp.sendmail(sender, recipients, raw)
 
 
 def _drop(smtp: smtplib.SMTP | None) -> None:
