@@ -16,6 +16,7 @@ as typed too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections import OrderedDict
@@ -292,6 +293,15 @@ def _run(template: Template, name: str, variables: dict[str, Any]) -> str:
 
 def split_front_matter(source: str, name: str) -> tuple[dict[str, Any], str, int]:
     """Split an e-mail template into its front matter, its body and the body's first line."""
+    fields, body, body_line = _split_front_matter(source, name)
+    return dict(fields), body, body_line
+
+
+# Every e-mail of a template splits the same text: parsing its YAML each time was 3 % of a
+# send worker's CPU (py-spy, docs/benchmarks.md). A source that does not split raises, and
+# lru_cache keeps no exception, so a broken template is reported every time.
+@functools.lru_cache(maxsize=256)
+def _split_front_matter(source: str, name: str) -> tuple[dict[str, Any], str, int]:
     lines = source.splitlines(keepends=True)
     if not lines or lines[0].strip() != FRONT_MATTER_FENCE:
         raise RenderError(f"{name}: line 1: start with front matter ('---', subject: ..., '---')")

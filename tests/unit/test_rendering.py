@@ -19,6 +19,7 @@ from nurture.content.rendering import (
     Renderer,
     RenderError,
     describe_local_time,
+    split_front_matter,
 )
 from nurture.content.samples import SAMPLE_ALERT
 from tests.conftest import REPO
@@ -157,6 +158,20 @@ def test_email_body_errors_report_the_file_line() -> None:
     source = "---\nsubject: x\n---\nline four\n{{ lead.nope }}\n{% endif %}"
     with pytest.raises(RenderError, match=r"line 6"):
         Renderer().render_email(source, LAYOUTS, context(), name="email/x")
+
+
+def test_front_matter_read_once_is_still_each_callers_own() -> None:
+    source = "---\nsubject: Hello\n---\nbody"
+    fields, body, line = split_front_matter(source, "email/x")
+    fields["subject"] = "changed by a caller"
+    again, _, _ = split_front_matter(source, "email/x")
+    assert (again, body, line) == ({"subject": "Hello"}, "body", 4)
+
+
+def test_a_broken_front_matter_is_reported_every_time() -> None:
+    for _ in range(2):  # the cache keeps answers, never the refusal of a broken template
+        with pytest.raises(RenderError, match="not closed"):
+            split_front_matter("---\nsubject: x\n", "email/x")
 
 
 def test_compiled_templates_are_cached() -> None:
