@@ -7,6 +7,9 @@ after.
 
 Zones: the lead's zone is never stored as an offset or applied to stored times (those stay UTC);
 it is read again wherever a local time is needed, and the gates read it when a message is due.
+A step sent at a local hour ("day 1 at 10:00") was planned as an instant in the old zone: a
+change of zone moves each such row still waiting to that hour in the new one
+(``planner.retime_local_steps``), and the audit entry says how many moved.
 A zone typed here is "set on purpose" and wins over everything else. Left blank, the zone is
 derived, as at intake, from the ZIP code (else the phone's area code, else the clinic's), so
 editing the ZIP code re-derives the zone whenever no zone was set on purpose. The state that
@@ -26,7 +29,9 @@ from nurture.db import audit
 from nurture.db.models import Lead, LeadStage
 from nurture.leads.intake import NAME_REFUSED, ZIP_CODE
 from nurture.leads.lifecycle import lock_lead
+from nurture.outbox import planner
 from nurture.program import windows
+from nurture.program.sequences import Catalog
 
 MAX_NAME = 100
 EDITABLE = ("first_name", "last_name", "timezone", "postal_code", "stage")
@@ -108,6 +113,7 @@ def apply_edit(
     lead: Lead,
     edit: LeadEdit,
     *,
+    catalog: Catalog,
     clinic_zone: ZoneInfo,
     actor: str,
     now: datetime,
@@ -116,9 +122,10 @@ def apply_edit(
     (``{"before": …, "after": …}``), empty (and nothing written) when nothing changed.
 
     Besides the fields typed, the entry records the state and the zone the lead's times are
-    shown and their texts timed in, when those follow from the change."""
+    shown and their texts timed in, when those follow from the change, and how many planned
+    messages sent at a local hour moved to that hour in the new zone."""
     lock_lead(session, lead)
-    zone_before = windows.zones_of(lead, clinic_zone).shown.key
+    zone_before = windows.zones_of(lead, clinic_zone).shown
     changes: dict[str, dict[str, Any]] = {}
     wanted: dict[str, Any] = {
         "first_name": edit.first_name,
@@ -140,9 +147,21 @@ def apply_edit(
         lead.stage = edit.stage
     if not changes:
         return changes
-    zone_after = windows.zones_of(lead, clinic_zone).shown.key
-    if zone_after != zone_before:
-        changes["zone"] = {"before": zone_before, "after": zone_after}
+    zone_after = windows.zones_of(lead, clinic_zone).shown
+    if zone_after.key != zone_before.key:
+        retimed = planner.retime_local_steps(
+            session,
+            lead,
+            zone_before=zone_before,
+            catalog=catalog,
+            clinic_zone=clinic_zone,
+            now=now,
+        )
+        changes["zone"] = {
+            "before": zone_before.key,
+            "after": zone_after.key,
+            "messages_retimed": retimed,
+        }
     lead.updated_at = now
     audit.record(session, actor=actor, action="lead.edited", lead_id=lead.id, details=changes)
     return changes

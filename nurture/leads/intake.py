@@ -508,6 +508,7 @@ def _apply(
     lead = _insert_unless_taken(session, _new_lead_values(signup, now))
     created = lead is not None
     by_email = by_phone = None
+    retimed = 0
     if lead is None:
         # The e-mail or the phone is someone's already: most often this person, again.
         existing = find_existing(session, signup.email, signup.phone)
@@ -525,6 +526,7 @@ def _apply(
         session.flush()
         created = True
     elif not created:
+        zone_before = windows.zones_of(lead, clinic_zone).shown
         # Fill what we did not know; never move an address that belongs to someone else.
         if signup.email and lead.email is None and by_phone is lead and by_email is None:
             lead.email = signup.email
@@ -539,6 +541,16 @@ def _apply(
         lead.state = windows.state_for_postal_code(lead.postal_code) or lead.state
         lead.last_name = lead.last_name or signup.last_name
         _keep_first_touch(lead, signup)
+        # A zone they chose now, or a ZIP code that places them elsewhere: what they were
+        # sent at a local hour follows them there (as when staff correct the zone).
+        retimed = planner.retime_local_steps(
+            session,
+            lead,
+            zone_before=zone_before,
+            catalog=catalog,
+            clinic_zone=clinic_zone,
+            now=now,
+        )
     # Consent follows the identifier it was given for: SMS consent belongs to the lead who owns
     # the number, even when the e-mail matched a different record.
     sms_owner = by_phone or lead
@@ -589,6 +601,7 @@ def _apply(
             "source": signup.source,
             "page_url": evidence.page_url,
             **_zone_seen(signup, lead),
+            **({"messages_retimed": retimed} if retimed else {}),
         },
     )
     planner.handle_event(

@@ -374,6 +374,73 @@ def replan_consult(
         )
 
 
+def retime_local_steps(
+    session: Session,
+    lead: Lead,
+    *,
+    zone_before: ZoneInfo,
+    catalog: Catalog,
+    clinic_zone: ZoneInfo,
+    now: datetime,
+) -> int:
+    """The zone a lead's times are read in changed (staff corrected it, or the person chose
+    one): each still-scheduled row of a step sent at a local hour (``at:``) moves to that hour
+    in the new zone, so a 10 a.m. text stays 10 a.m. where the person is. Returns how many
+    moved.
+
+    Only rows still where planning put them move: one a rule has moved since (a quiet-hours
+    deferral, a cap) is left, and the gates time it in the new zone when it comes due, as
+    they time every row. A new time already past becomes now; one at or after the consult a
+    step must precede is left as it was. The row keeps its status and key: only ``due_at``
+    changes, on a row no worker has claimed (``scheduled``, checked in the same UPDATE)."""
+    zone_after = windows.zones_of(lead, clinic_zone).shown
+    if zone_after.key == zone_before.key:
+        return 0
+    rows = session.execute(
+        select(
+            Message.id,
+            Message.step_key,
+            Message.due_at,
+            Message.not_after,
+            Message.anchor,
+            Message.anchor_version,
+            Enrollment.sequence_key,
+            Enrollment.sequence_version,
+            Enrollment.enrolled_at,
+        )
+        .join(Enrollment, Enrollment.id == Message.enrollment_id)
+        .where(Message.lead_id == lead.id, Message.status == MessageStatus.SCHEDULED)
+    ).all()
+    moved = 0
+    for row in rows:
+        step = catalog.step(row.sequence_key, row.step_key, row.sequence_version)
+        if step is None or step.at is None:
+            continue
+        if row.anchor == Anchor.CONSULT_AT.value:
+            if lead.consult_at is None or row.anchor_version != lead.consult_version:
+                continue
+            anchor_at = lead.consult_at
+        else:
+            anchor_at = row.enrolled_at
+        if due_instant(anchor_at, step, zone_before) != row.due_at:
+            continue  # moved by a rule since it was planned
+        due_at = max(due_instant(anchor_at, step, zone_after), now)
+        if due_at == row.due_at or (row.not_after is not None and due_at >= row.not_after):
+            continue
+        result = session.execute(
+            update(Message)
+            .where(
+                Message.id == row.id,
+                Message.status == MessageStatus.SCHEDULED,
+                Message.due_at == row.due_at,
+            )
+            .values(due_at=due_at)
+            .execution_options(synchronize_session=False)
+        )
+        moved += int(result.rowcount)  # type: ignore[attr-defined]
+    return moved
+
+
 def skip_confirm_requests(session: Session, lead: Lead, *, catalog: Catalog, now: datetime) -> int:
     """The lead confirmed: the steps that would ask them to confirm are no longer needed."""
     steps = {

@@ -6,18 +6,33 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi import FastAPI
 from freezegun import freeze_time
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from nurture.db.models import AuditEvent, Channel, LeadStage, MessageStatus, Purpose
+from nurture import clock
+from nurture.db.models import (
+    AuditEvent,
+    Channel,
+    Lead,
+    LeadStage,
+    Message,
+    MessageStatus,
+    Purpose,
+)
+from nurture.leads.editing import apply_edit, parse_edit
+from nurture.leads.intake import parse_signup, submit_signup
+from nurture.program.sequences import load_catalog
 from nurture.runtime import Services
+from tests.conftest import REPO
 from tests.db.test_admin_pages import Browser, app, audit_actions, get_lead, sign_in, text_of
 from tests.support import outbox_files
-from tests.support.factories import claim_and_send_all, messages_of, sign_up
+from tests.support.factories import EVIDENCE, claim_and_send_all, messages_of, sign_up, signup_data
 
 __all__ = ["app"]  # the admin pages' app fixture
 
@@ -77,7 +92,11 @@ def test_an_edit_is_saved_and_audited_field_by_field(services: Services, ops: Br
         "last_name": {"before": "Rivera", "after": "Rivera-Soto"},
         "timezone": {"before": None, "after": "America/Chicago"},
         "stage": {"before": "signed_up", "after": "patient"},
-        "zone": {"before": "America/Boise", "after": "America/Chicago"},
+        "zone": {
+            "before": "America/Boise",
+            "after": "America/Chicago",
+            "messages_retimed": 0,  # the fixture's sequence has no step at a local hour
+        },
     }
     page = text_of(ops.get(done.headers["location"]))
     assert "Details saved." in page
@@ -103,7 +122,11 @@ def test_a_new_zip_code_moves_the_zone_and_state_when_no_zone_was_set_on_purpose
     [entry] = edits(services, lead_id)
     assert entry.details["postal_code"] == {"before": "83402", "after": "98101"}
     assert entry.details["state"] == {"before": "ID", "after": "WA"}
-    assert entry.details["zone"] == {"before": "America/Boise", "after": "America/Los_Angeles"}
+    assert entry.details["zone"] == {
+        "before": "America/Boise",
+        "after": "America/Los_Angeles",
+        "messages_retimed": 0,  # the fixture's sequence has no step at a local hour
+    }
     assert "from ZIP code 98101" in text_of(ops.get(f"/admin/leads/{lead_id}"))
 
 
@@ -196,3 +219,129 @@ def test_moving_a_lead_from_new_york_to_los_angeles_holds_a_pending_text_until_8
     assert "outside the allowed hours" in (text.last_error or "")
     # The stored times stay UTC: only where they are shown changes.
     assert get_lead(services, lead_id).created_at.tzinfo is not None
+
+
+HOURLY_SEQUENCE = (
+    (REPO / "tests/fixtures/sequences/basic-nurture.yaml").read_text()
+    + """
+  - key: next-morning
+    channel: email
+    purpose: marketing
+    template: follow-up
+    offset: 1d
+    at: "10:00"
+  - key: after-the-clocks-change
+    channel: email
+    purpose: marketing
+    template: follow-up
+    offset: 7d
+    at: "09:00"
+  - key: a-week-and-a-day
+    channel: email
+    purpose: marketing
+    template: follow-up
+    offset: 8d
+    at: "09:30"
+"""
+)
+
+
+def test_a_new_zone_moves_planned_local_hour_steps_to_that_hour_there(
+    services: Services, tmp_path: Path
+) -> None:
+    """Boise to New York on March 3: "day 1 at 10:00" was 10:00 Mountain and becomes 10:00
+    Eastern, two hours earlier in UTC, on both sides of the March 8 DST change; a row a rule
+    moved since planning stays where the rule put it, and steps with no hour do not move."""
+    (tmp_path / "basic-nurture.yaml").write_text(HOURLY_SEQUENCE)
+    catalog = load_catalog(tmp_path, templates=services.templates.available())
+    result = submit_signup(  # ZIP 83402, Mountain; the autouse clock is 2026-03-03 18:00
+        services.sessions,
+        parse_signup(signup_data()),
+        EVIDENCE,
+        catalog=catalog,
+        clinic_zone=services.clinic.zone,
+    )
+    with services.sessions() as session:
+        planned = {m.step_key: m for m in messages_of(session, result.lead_id)}
+    hourly = ["next-morning", "after-the-clocks-change", "a-week-and-a-day"]
+    assert all(planned[key].status is MessageStatus.SCHEDULED for key in hourly)
+    deferred_to = planned["a-week-and-a-day"].due_at + timedelta(days=1)  # as a rule would
+    with services.sessions.begin() as session:
+        session.execute(
+            update(Message)
+            .where(Message.id == planned["a-week-and-a-day"].id)
+            .values(due_at=deferred_to)
+        )
+
+    with services.sessions.begin() as session:
+        lead = session.get(Lead, result.lead_id, with_for_update=True)
+        assert lead is not None
+        edit = parse_edit(
+            {
+                "first_name": lead.first_name,
+                "last_name": lead.last_name or "",
+                "timezone": "America/New_York",
+                "postal_code": lead.postal_code or "",
+                "stage": lead.stage.value,
+            }
+        )
+        changes = apply_edit(
+            session,
+            lead,
+            edit,
+            catalog=catalog,
+            clinic_zone=services.clinic.zone,
+            actor="staff:test",
+            now=clock.utcnow(),
+        )
+
+    assert changes["zone"] == {
+        "before": "America/Boise",
+        "after": "America/New_York",
+        "messages_retimed": 2,
+    }
+    with services.sessions() as session:
+        now = {m.step_key: m for m in messages_of(session, result.lead_id)}
+    eastern, mountain = ZoneInfo("America/New_York"), ZoneInfo("America/Boise")
+    for key, hour in (("next-morning", time(10)), ("after-the-clocks-change", time(9))):
+        due = now[key].due_at.astimezone(eastern)
+        assert due.time() == hour and due.date() == planned[key].due_at.astimezone(mountain).date()
+        assert planned[key].due_at - now[key].due_at == timedelta(hours=2)
+        assert now[key].status is MessageStatus.SCHEDULED
+        assert now[key].idempotency_key == planned[key].idempotency_key
+    assert now["after-the-clocks-change"].due_at.astimezone(eastern).dst(), "after March 8"
+    assert now["a-week-and-a-day"].due_at == deferred_to
+    for key in ("optin-confirmation", "welcome", "follow-up"):
+        assert now[key].due_at == planned[key].due_at, key
+
+
+def test_a_returning_sign_up_that_chooses_a_zone_moves_them_too(
+    services: Services, tmp_path: Path
+) -> None:
+    """The person signs up again and picks Eastern on the form: their next-morning e-mail
+    goes at 10:00 Eastern, and the sign-up's audit entry says how many moved."""
+    (tmp_path / "basic-nurture.yaml").write_text(HOURLY_SEQUENCE)
+    catalog = load_catalog(tmp_path, templates=services.templates.available())
+
+    def sign(**overrides: str) -> uuid.UUID:
+        return submit_signup(
+            services.sessions,
+            parse_signup(signup_data(**overrides)),
+            EVIDENCE,
+            catalog=catalog,
+            clinic_zone=services.clinic.zone,
+        ).lead_id
+
+    lead_id = sign()
+    again = sign(chosen_timezone="America/New_York")
+    assert again == lead_id
+    with services.sessions() as session:
+        rows = {m.step_key: m for m in messages_of(session, lead_id)}
+        [entry] = session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.lead_id == lead_id, AuditEvent.action == "lead.signed_up_again"
+            )
+        )
+    due = rows["next-morning"].due_at.astimezone(ZoneInfo("America/New_York"))
+    assert (due.date().isoformat(), due.time()) == ("2026-03-04", time(10))
+    assert entry.details["messages_retimed"] == 3

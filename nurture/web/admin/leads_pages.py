@@ -459,6 +459,7 @@ async def edit(request: Request, lead_id: str, services: ServicesDep, who: Leads
             session,
             lead,
             wanted,
+            catalog=services.catalog,
             clinic_zone=services.clinic.zone,
             actor=who.actor,
             now=clock.utcnow(),
