@@ -15,8 +15,11 @@ public URL's ``/u/`` (an opt-out must work without a hop, and RFC 8058's one-cli
 built separately and never touched), links already tracked, and ``mailto:``/``tel:`` links
 (only http(s) links are rewritten at all).
 
-Mail scanners that fetch every link of a message before the person reads it also "click":
-the funnel counts distinct leads, which blunts but does not remove that (noted, not solved).
+Mail scanners that fetch every link of a message before the person reads it, and phones that
+fetch a text's link for its preview, are not counted as clicks: a HEAD, or a follow within
+seconds of the send (``nurture.funnel.clicks.MACHINE_WINDOW``), is redirected and not recorded.
+A scanner that waits longer, or one that clicks at the moment the person opens the message, is
+still counted; the funnel counts distinct leads, which blunts that.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A genuine token records the click and redirects (303) to the URL stored with that message;
 anything else is a 404 page and no redirect, so this can never send someone to a URL nurture
 did not put in the message itself. ``Referrer-Policy: no-referrer``: the page the person lands
-on learns nothing about the token. No open pixel exists: only clicks are counted.
+on learns nothing about the token. No open pixel exists: only clicks are counted, and not
+what a machine fetches (a HEAD, or a GET moments after the send: ``clicks.MACHINE_WINDOW``).
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ router = APIRouter()
 NO_REFERRER = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
 
-@router.get("/r/{token}")
+@router.api_route("/r/{token}", methods=["GET", "HEAD"])
 def follow_link(token: str, request: Request, services: ServicesDep) -> Response:
     ref = tracked_links.verify(services.secret, token)
     url = None
     if ref is not None:
+        # A HEAD is a link checker's (a mail scanner's); browsers follow a link with GET.
+        counted = request.method == "GET"
         with services.sessions.begin() as session:
-            url = clicks.follow(session, ref, now=clock.utcnow())
+            url = clicks.follow(session, ref, now=clock.utcnow(), counted=counted)
     if url is None:
         return pages.TemplateResponse(
             request,

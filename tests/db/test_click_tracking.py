@@ -19,6 +19,7 @@ from nurture.content import tracked_links
 from nurture.content.samples import sample_leads
 from nurture.content.sms_encoding import measure
 from nurture.db.models import Channel, LinkClick, Message, MessageStatus
+from nurture.funnel import clicks
 from nurture.leads import pending
 from nurture.outbox import send
 from nurture.preview import drafts
@@ -52,6 +53,15 @@ def _due_now(services: Services, lead_id: Any, step: str) -> int:
         return message.id
 
 
+def read_a_minute_later(services: Services) -> None:
+    """As if the person opened what was sent a minute after it left: a follow moments after
+    the send is a mail scanner's, not a click (clicks.MACHINE_WINDOW)."""
+    with services.sessions.begin() as session:
+        for message in session.scalars(select(Message).where(Message.sent_at.is_not(None))):
+            assert message.sent_at is not None
+            message.sent_at -= timedelta(minutes=1)
+
+
 def _clicks(services: Services) -> list[LinkClick]:
     with services.sessions() as session:
         return list(session.scalars(select(LinkClick).order_by(LinkClick.id)))
@@ -77,6 +87,7 @@ def test_a_sent_email_carries_tracked_links_and_a_click_lands_on_the_stored_url(
     shown = pending.body_of(welcome, retention_days=90, public_url=PUBLIC).text or ""
     assert BOOK in shown and not TRACKED.search(shown)
 
+    read_a_minute_later(services)
     with TestClient(create_app(services), base_url=PUBLIC) as client:
         for _ in range(2):  # every click is recorded: the funnel counts distinct leads
             response = client.get(in_html.removeprefix(PUBLIC), follow_redirects=False)
@@ -207,3 +218,28 @@ def test_over_smtp_after_a_transient_refusal_the_links_are_the_same(
             assert sent.context[tracked_links.CONTEXT_KEY] == [BOOK]
     finally:
         services.close()
+
+
+def test_what_a_machine_fetches_is_redirected_but_not_a_click(services: Services) -> None:
+    """A mail scanner fetches every link on delivery, some with HEAD; a phone fetches a text's
+    link for its preview. Each is redirected like a person, and none is counted, until a
+    person could have read the message."""
+    sign_up(services)
+    claim_and_send_all(services)
+    with services.sessions() as session:
+        [welcome] = [m for m in session.scalars(select(Message)) if m.step_key == "welcome"]
+    token = tracked_links.sign(services.secret, welcome.id, 0)
+    with TestClient(create_app(services), base_url=PUBLIC) as client:
+
+        def follow(method: str) -> None:
+            response = client.request(method, f"/r/{token}", follow_redirects=False)
+            assert (response.status_code, response.headers["location"]) == (303, BOOK)
+
+        follow("GET")  # at once: a scanner's
+        follow("HEAD")
+        assert _clicks(services) == []
+        with freeze_time(clock.utcnow() + clicks.MACHINE_WINDOW, tick=True):
+            follow("HEAD")  # a link checker's, however late
+            assert _clicks(services) == []
+            follow("GET")  # a person, ten seconds on
+        assert [c.message_id for c in _clicks(services)] == [welcome.id]

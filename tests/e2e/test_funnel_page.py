@@ -17,7 +17,7 @@ from nurture.content import template_store
 from nurture.db.models import LinkClick
 from nurture.runtime import build_services
 from tests.conftest import REPO
-from tests.db.test_click_tracking import part
+from tests.db.test_click_tracking import part, read_a_minute_later
 from tests.e2e.conftest import PASSWORD, Site, sign_in
 from tests.integration.conftest import app_env
 from tests.support import funnel_seed, outbox_files
@@ -104,6 +104,7 @@ def test_a_click_in_a_rendered_email_lands_on_the_target_and_is_counted(
     services = tracked_site.services
     sign_up(services)
     claim_and_send_all(services)
+    read_a_minute_later(services)  # a follow at once would be a mail scanner's
     [mail] = [
         m
         for m in outbox_files.emails(services.settings.resolved_outbox_dir)
