@@ -27,7 +27,7 @@ from nurture.db.models import (
 )
 from nurture.db.versioning import VersionStateError
 from nurture.leads.lifecycle import apply_event
-from nurture.outbox import gates, states, version_moves
+from nurture.outbox import dispatch, gates, states, version_moves
 from nurture.outbox.version_moves import ChangeKind
 from nurture.program import sequence_store
 from nurture.program.sequences import LifecycleEvent, Sequence
@@ -485,3 +485,42 @@ def test_a_publish_in_another_process_is_seen_within_the_recheck_and_a_rolled_ba
         assert services.sequences.current(session).by_key[KEY].version == draft
         session.rollback()
     assert services.catalog.by_key[KEY].version == 2  # a publish here: asked again at once
+
+
+def test_a_row_the_dispatcher_claims_during_a_move_goes_once_as_planned(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The follow-up is due now and the new version moves it three days on. The dispatcher
+    claims it after the move has read the enrolments and before it cancels anything: the
+    claimed row goes as it was planned, and no replacement is written beside it, so the
+    person gets it once."""
+    sync(services)
+    lead_id = sign_up(services)
+    with services.sessions.begin() as session:
+        [follow_up] = [m for m in messages_of(session, lead_id) if m.step_key == "follow-up"]
+        follow_up.due_at = clock.utcnow()
+    data = live_data(services)
+    data["steps"] = [
+        {**step, "offset": "3d"} if step["key"] == "follow-up" else step for step in data["steps"]
+    ]
+    new = sequence_of(services, publish_data(services, data, enrolments="keep"))
+    read_enrolments = version_moves._work
+    claimed: list[int] = []
+
+    def then_the_dispatcher_claims(session: Session, *args: Any, **kwargs: Any) -> Any:
+        work = read_enrolments(session, *args, **kwargs)
+        assert work, "the enrolment is still to move"
+        claimed.extend(c.id for c in dispatch.claim_due(session, now=clock.utcnow(), limit=10))
+        return work
+
+    monkeypatch.setattr(version_moves, "_work", then_the_dispatcher_claims)
+    done = move(services, new)
+
+    assert follow_up.id in claimed and done.changed == 1
+    with services.sessions() as session:
+        rows = [m for m in messages_of(session, lead_id) if m.step_key == "follow-up"]
+        enrolment = session.scalars(select(Enrollment)).one()
+        [entry] = session.scalars(select(AuditEvent).where(AuditEvent.action == "enrollment.moved"))
+    assert [(m.id, m.status) for m in rows] == [(follow_up.id, MessageStatus.QUEUED)]
+    assert enrolment.sequence_version == new.version
+    assert (entry.details["cancelled"], entry.details["planned"]) == (0, 0)
