@@ -150,12 +150,7 @@ def apply_edit(
     zone_after = windows.zones_of(lead, clinic_zone).shown
     if zone_after.key != zone_before.key:
         retimed = planner.retime_local_steps(
-            session,
-            lead,
-            zone_before=zone_before,
-            catalog=catalog,
-            clinic_zone=clinic_zone,
-            now=now,
+            session, lead, zone_before, catalog=catalog, clinic_zone=clinic_zone, now=now
         )
         changes["zone"] = {
             "before": zone_before.key,

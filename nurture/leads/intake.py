@@ -544,12 +544,7 @@ def _apply(
         # A zone they chose now, or a ZIP code that places them elsewhere: what they were
         # sent at a local hour follows them there (as when staff correct the zone).
         retimed = planner.retime_local_steps(
-            session,
-            lead,
-            zone_before=zone_before,
-            catalog=catalog,
-            clinic_zone=clinic_zone,
-            now=now,
+            session, lead, zone_before, catalog=catalog, clinic_zone=clinic_zone, now=now
         )
     # Consent follows the identifier it was given for: SMS consent belongs to the lead who owns
     # the number, even when the e-mail matched a different record.

@@ -377,8 +377,8 @@ def replan_consult(
 def retime_local_steps(
     session: Session,
     lead: Lead,
-    *,
     zone_before: ZoneInfo,
+    *,
     catalog: Catalog,
     clinic_zone: ZoneInfo,
     now: datetime,
