@@ -16,7 +16,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
-from zxcvbn import zxcvbn
 
 from nurture.db import audit
 from nurture.db.models import StaffRole, StaffSession, StaffUser
@@ -147,6 +146,10 @@ def password_problem(password: str, *, email: str, clinic_name: str = "") -> str
         return f"use at least {MIN_PASSWORD} characters"
     if len(password) > MAX_PASSWORD:
         return f"use at most {MAX_PASSWORD} characters"
+    # Imported here: its dictionaries are 13 MB that every web process and worker would hold
+    # from start (docs/benchmarks.md, embedded memory), for the rare moment a password is set.
+    from zxcvbn import zxcvbn
+
     with _zxcvbn_lock:
         estimate = zxcvbn(
             password, user_inputs=_guessable_words(email, clinic_name), max_length=MAX_PASSWORD

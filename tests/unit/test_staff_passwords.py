@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from nurture import staff
@@ -56,3 +59,15 @@ def test_add_user_refuses_a_weak_password_before_touching_the_database() -> None
             phone=None,
             actor="test",
         )
+
+
+def test_zxcvbn_is_loaded_only_when_a_password_is_checked() -> None:
+    """Its dictionaries are 13 MB that every web process and worker would hold from start."""
+    script = (
+        "import sys, nurture.web.app, workers\n"
+        "from nurture.staff import accounts\n"
+        "assert 'zxcvbn' not in sys.modules\n"
+        "accounts.password_problem('plum orchard lantern 48', email='a@clinic.example')\n"
+        "assert 'zxcvbn' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
