@@ -31,6 +31,7 @@ from nurture.program.sequences import load_catalog
 from nurture.runtime import Services
 from tests.conftest import REPO
 from tests.db.test_admin_pages import Browser, app, audit_actions, get_lead, sign_in, text_of
+from tests.db.test_sequence_versions import NEW_STEP, live_data, publish_data, sync, with_steps
 from tests.support import outbox_files
 from tests.support.factories import EVIDENCE, claim_and_send_all, messages_of, sign_up, signup_data
 
@@ -345,3 +346,18 @@ def test_a_returning_sign_up_that_chooses_a_zone_moves_them_too(
     due = rows["next-morning"].due_at.astimezone(ZoneInfo("America/New_York"))
     assert (due.date().isoformat(), due.time()) == ("2026-03-04", time(10))
     assert entry.details["messages_retimed"] == 3
+
+
+def test_the_page_says_when_planned_messages_moved_with_the_zone(
+    services: Services, ops: Browser
+) -> None:
+    sync(services)
+    publish_data(services, with_steps(live_data(services), NEW_STEP))  # day 1 at 10:00
+    lead_id = sign_up(services)
+    token = ops.csrf(f"/admin/leads/{lead_id}")
+    form = form_for(lead_id, services, timezone="America/New_York")
+    done = ops.post(f"/admin/leads/{lead_id}/edit", form, csrf=token)
+    assert done.headers["location"] == f"/admin/leads/{lead_id}?notice=edited-retimed"
+    assert "now go at that hour in the new time zone" in text_of(ops.get(done.headers["location"]))
+    [entry] = edits(services, lead_id)
+    assert entry.details["zone"]["messages_retimed"] == 1

@@ -36,6 +36,10 @@ ReachStaff = Annotated[Staff, Depends(area("reach"))]
 # This page's own notices (the shared ones are staff_page.NOTICES).
 LEAD_NOTICES = {
     "edited": "Details saved.",
+    "edited-retimed": (
+        "Details saved. Messages planned for a local hour (such as 10 a.m.) now go at that hour"
+        " in the new time zone."
+    ),
     "unchanged": "Nothing changed: the details were already so.",
     "note": "Note added.",
     "cancelled": "Message cancelled.",
@@ -466,7 +470,8 @@ async def edit(request: Request, lead_id: str, services: ServicesDep, who: Leads
         )
 
     changes = await run_in_threadpool(_with_lead, services, parsed, act)
-    notice = "edited" if changes else "unchanged"
+    retimed = changes.get("zone", {}).get("messages_retimed")
+    notice = "edited-retimed" if retimed else "edited" if changes else "unchanged"
     return RedirectResponse(f"/admin/leads/{parsed}?notice={notice}", 303)
 
 
