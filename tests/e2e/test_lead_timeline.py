@@ -88,7 +88,11 @@ def test_ops_edits_a_lead_adds_a_note_opens_a_sent_body_and_cancels_a_pending_me
     page.fill("#edit-timezone", "America/Los_Angeles")
     page.fill("#edit-first_name", "Nicola")
     page.click("button:has-text('Save details')")
-    expect(page.locator(".notice")).to_have_text("Details saved.")
+    # The clinic's program times its e-mails at 9 and 10 a.m.: they follow Nicola to LA.
+    expect(page.locator(".notice")).to_have_text(
+        "Details saved. Messages planned for a local hour (such as 10 a.m.) now go at that hour"
+        " in the new time zone."
+    )
     expect(page.locator("h1")).to_contain_text("Nicola Ferrante")
     expect(page.locator("[data-zone-origin]")).to_contain_text("set on purpose")
 
