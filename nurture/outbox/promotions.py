@@ -1,10 +1,12 @@
 """A promoted A/B winner (issue 15 §3): from the next planning on, the step sends its template.
 
-Sequences are still files (until the studio edits them, issue 15 §1), and a button on the
-sequence page cannot rewrite a deployed file. So a promotion lives in the database, as the one
-thing every staff action already writes: its audit event, ``experiment.promoted``, whose details
-name the sequence, the step, the variant and its template. The latest such event for a step is
-its promotion; the audit log is append-only, so who promoted what and when is never lost.
+A promotion was built when sequences were only files, which a button on the sequence page could
+not rewrite. So it lives in the database as the one thing every staff action already writes:
+its audit event, ``experiment.promoted``, whose details name the sequence, the step, the variant
+and its template. The latest such event for a step is its promotion; the audit log is
+append-only, so who promoted what and when is never lost. Sequences are versioned in the
+database now (``nurture.program.sequence_store``): a promotion could instead publish a version
+whose step names the winner, with the studio's history, diff and rollback; not done yet.
 
 A promotion holds only while the step still has that variant with that template: once someone
 edits the test in the file (a new variant, another template) the old promotion no longer
