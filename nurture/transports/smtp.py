@@ -213,21 +213,21 @@ class SmtpTransport:
         message_id = str(mime["Message-ID"])
         raw = self._wire_bytes(mime)
         # The envelope is what the headers say (build_mime checked both addresses).
-        envelope = (header_text.address_of(self.sender), [header_text.address(email.to)])
+        sender, recipients = header_text.address_of(self.sender), [header_text.address(email.to)]
         smtp = self._take_idle()
         try:
             if smtp is None:
                 smtp = self._connect()
-                self._hand_over(smtp, envelope, raw)
+                smtp.sendmail(sender, recipients, raw)
             else:
                 try:
-                    self._hand_over(smtp, envelope, raw)
+                    smtp.sendmail(sender, recipients, raw)
                 except (smtplib.SMTPServerDisconnected, ConnectionError):
                     # The server closed an idle connection: one fresh connection, then it counts.
                     _drop(smtp)
                     smtp = None
                     smtp = self._connect()
-                    self._hand_over(smtp, envelope, raw)
+                    smtp.sendmail(sender, recipients, raw)
         except smtplib.SMTPRecipientsRefused as error:
             self._give_back(smtp)  # smtplib reset the conversation: the connection is good
             code, text = next(iter(error.recipients.values()))
@@ -256,10 +256,6 @@ class SmtpTransport:
         if self.dkim_signer is None:
             return raw
         return self.dkim_signer.signature(raw) + raw
-
-    def _hand_over(self, smtp: smtplib.SMTP, envelope: tuple[str, list[str]], raw: bytes) -> None:
-        sender, recipients = envelope
-        smtp.sendmail(sender, recipients, raw)
 
 
 def _drop(smtp: smtplib.SMTP | None) -> None:
