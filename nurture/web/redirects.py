@@ -27,9 +27,11 @@ def follow_link(token: str, request: Request, services: ServicesDep) -> Response
     ref = tracked_links.verify(services.secret, token)
     url = None
     if ref is not None:
-        # A HEAD is a link checker's (a mail scanner's); browsers follow a link with GET.
+        # A HEAD is a link checker's (a mail scanner's); browsers follow a link with GET. It
+        # only reads, so it never waits for (or takes) SQLite's write lock.
         counted = request.method == "GET"
-        with services.sessions.begin() as session:
+        factory = services.sessions if counted else services.read_sessions
+        with factory.begin() as session:
             url = clicks.follow(session, ref, now=clock.utcnow(), counted=counted)
     if url is None:
         return pages.TemplateResponse(
