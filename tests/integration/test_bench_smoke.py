@@ -51,15 +51,18 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
         assert 0 <= late["p50"] <= late["p95"] <= late["p99"] <= late["max"] < 300, (name, late)
         assert 0 <= late["mean"] <= late["max"], (name, late)
     assert figures["intake"]["bare_fastapi_per_s"] > 0 and figures["intake"]["nurture_per_s"] > 0
-    # The CPU census saw the process under test and PostgreSQL work, and says what the target
-    # would cost the machine; a census reading nothing (a wrong pid or process name) is 0.
-    for name, census in (
-        ("send_rate", "census_ms_per_message"),
-        ("intake", "census_ms_per_signup"),
-    ):
-        shares = figures[name][census]
+    # The CPU census saw the process under test, and PostgreSQL somewhere (a wrong pid or
+    # process name reads 0). At these sizes one part may use less than a clock tick (10 ms)
+    # in one benchmark, so PostgreSQL is asked of both together.
+    censuses = [
+        figures["send_rate"]["census_ms_per_message"],
+        figures["intake"]["census_ms_per_signup"],
+    ]
+    for shares in censuses:
         assert set(shares) == {"measured", "postgresql", "redis", "harness"}, shares
-        assert shares["measured"] > 0 and shares["postgresql"] > 0, shares
+        assert shares["measured"] > 0 and min(shares.values()) >= 0, shares
+    assert sum(shares["postgresql"] for shares in censuses) > 0, censuses
+    for name in ("send_rate", "intake"):
         assert figures[name]["cores_needed_at_target"] > 0
     assert set(figures["memory"]["rss_mib"]) == {"20", "60"}
     # The embedded run really sent something, and every process measures above a bare Python.
